@@ -1,0 +1,134 @@
+//! Errors of the protocol core.
+//!
+//! Every error has a stable, machine-readable [`Error::code`]; the bindings map these codes to
+//! typed exceptions and JS errors. Messages never contain key material or plaintext: they name
+//! what failed, not the data it failed on.
+
+use core::fmt;
+
+/// Why a byte string could not be decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The input ended before the object was complete.
+    Truncated,
+    /// Bytes were left over after a complete object.
+    TrailingBytes,
+    /// The object's version is not one this implementation speaks.
+    UnknownVersion(u8),
+    /// The cipher suite is unknown or not implemented.
+    UnknownSuite(u8),
+    /// The object type byte does not match what the caller expected.
+    UnexpectedObject {
+        /// The object type the caller asked for.
+        expected: u8,
+        /// The object type found in the bytes.
+        found: u8,
+    },
+    /// A length field exceeds the limit for that field.
+    LengthLimit,
+    /// An enumeration tag has no meaning (for example an unknown device kind).
+    UnknownTag,
+    /// A value is structurally valid but not allowed (for example non-UTF-8 text).
+    InvalidValue,
+}
+
+/// The error type of the protocol core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// Bytes from the network or a store are malformed.
+    Decode(DecodeError),
+    /// A public key is malformed, of small order, or otherwise unusable.
+    InvalidPublicKey,
+    /// A key-agreement produced an all-zero (non-contributory) shared secret.
+    NonContributory,
+    /// A signature did not verify.
+    BadSignature,
+    /// Authenticated decryption failed: wrong key, or the data or its context was altered.
+    DecryptionFailed,
+    /// A length given to a primitive is outside what it supports.
+    InvalidLength,
+    /// An HPKE operation failed for a reason other than authentication.
+    Hpke,
+    /// A recovery phrase has an unknown word at the given (zero-based) position.
+    RecoveryUnknownWord(usize),
+    /// A recovery phrase has the wrong number of words.
+    RecoveryWordCount(usize),
+    /// A recovery phrase's checksum does not match: a word is mistyped or swapped.
+    RecoveryChecksum,
+    /// A key-agreement key record belongs to another device or is otherwise inconsistent.
+    KeyRecordMismatch,
+}
+
+impl Error {
+    /// A stable identifier for this error, suitable for programmatic handling.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Decode(d) => match d {
+                DecodeError::Truncated => "decode_truncated",
+                DecodeError::TrailingBytes => "decode_trailing_bytes",
+                DecodeError::UnknownVersion(_) => "unknown_version",
+                DecodeError::UnknownSuite(_) => "unknown_suite",
+                DecodeError::UnexpectedObject { .. } => "decode_unexpected_object",
+                DecodeError::LengthLimit => "decode_length_limit",
+                DecodeError::UnknownTag => "decode_unknown_tag",
+                DecodeError::InvalidValue => "decode_invalid_value",
+            },
+            Error::InvalidPublicKey => "invalid_public_key",
+            Error::NonContributory => "non_contributory_key_agreement",
+            Error::BadSignature => "bad_signature",
+            Error::DecryptionFailed => "decryption_failed",
+            Error::InvalidLength => "invalid_length",
+            Error::Hpke => "hpke_failed",
+            Error::RecoveryUnknownWord(_) => "recovery_unknown_word",
+            Error::RecoveryWordCount(_) => "recovery_word_count",
+            Error::RecoveryChecksum => "recovery_checksum",
+            Error::KeyRecordMismatch => "key_record_mismatch",
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Decode(DecodeError::UnknownVersion(v)) => write!(f, "unknown wire version {v}"),
+            Error::Decode(DecodeError::UnknownSuite(s)) => write!(f, "unknown cipher suite {s}"),
+            Error::Decode(DecodeError::UnexpectedObject { expected, found }) => {
+                write!(f, "expected object type {expected}, found {found}")
+            }
+            Error::Decode(d) => write!(f, "malformed input: {d:?}"),
+            Error::InvalidPublicKey => f.write_str("invalid public key"),
+            Error::NonContributory => f.write_str("key agreement produced a zero shared secret"),
+            Error::BadSignature => f.write_str("signature verification failed"),
+            Error::DecryptionFailed => f.write_str("decryption failed"),
+            Error::InvalidLength => f.write_str("length not supported by the primitive"),
+            Error::Hpke => f.write_str("HPKE operation failed"),
+            Error::RecoveryUnknownWord(i) => {
+                write!(
+                    f,
+                    "word {} of the recovery phrase is not in the word list",
+                    i + 1
+                )
+            }
+            Error::RecoveryWordCount(n) => {
+                write!(f, "a recovery phrase has 24 words, this one has {n}")
+            }
+            Error::RecoveryChecksum => {
+                f.write_str("the recovery phrase checksum does not match; check each word")
+            }
+            Error::KeyRecordMismatch => f.write_str("key record does not belong to this device"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+impl From<DecodeError> for Error {
+    fn from(e: DecodeError) -> Self {
+        Error::Decode(e)
+    }
+}
+
+/// Result type of the protocol core.
+pub type Result<T> = core::result::Result<T, Error>;
