@@ -26,6 +26,11 @@ pub mod wire;
 
 pub use error::{DecodeError, Error, Result};
 
+/// The README's examples, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 /// A deterministic RNG for unit tests.
 #[cfg(test)]
 pub(crate) fn test_rng(seed: u64) -> chacha20::ChaCha20Rng {

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every check and test of the repository: the README's test command, and what CI runs.
+# Installs missing toolchain pieces first (scripts/setup-toolchain.sh checks before installing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "toolchain"
+scripts/setup-toolchain.sh
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "tests"
+if command -v cargo-nextest >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+  # nextest does not run doctests.
+  cargo test --workspace --doc
+else
+  cargo test --workspace
+fi
+
+step "protocol core builds for wasm32-unknown-unknown"
+cargo build -p sotto-core --target wasm32-unknown-unknown
+
+step "fuzz targets build and run briefly"
+scripts/fuzz.sh "${SOTTO_FUZZ_SECONDS:-5}"
+
+printf '\nall checks passed\n'
