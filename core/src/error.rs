@@ -33,6 +33,44 @@ pub enum DecodeError {
     InvalidValue,
 }
 
+/// Why a team chain link was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChainError {
+    /// The first link does not hash to the fingerprint the client was given.
+    FingerprintMismatch,
+    /// The link belongs to another team.
+    WrongTeam,
+    /// The sequence number is not the next one.
+    BadSequence,
+    /// The link does not name the current head as its predecessor.
+    BadPrevious,
+    /// The author is not an active device of the team.
+    UnknownAuthor,
+    /// The author's role does not permit this change.
+    NotPermitted,
+    /// The change takes read access away but carries no key rotation.
+    MissingRotation,
+    /// The rotation's generation is not the next one, or a rotation appears where none may.
+    BadRotation,
+    /// The key wraps are not exactly the ones the change requires (a wrap to a device without
+    /// read access, a missing wrap, an earlier generation for a role without history access).
+    WrapMismatch,
+    /// The change would leave the team without an owner device.
+    LastOwner,
+    /// The team was deleted; no link may follow.
+    TeamDeleted,
+    /// The member or device named by the change does not exist, or already exists.
+    MembershipConflict,
+    /// A wrapped team key does not match the generation's public key.
+    BadTeamKey,
+    /// A head attestation is not signed by an active read-permitted device, or names another
+    /// head.
+    BadAttestation,
+    /// The newest head attestation is older than the team's freshness limit.
+    StaleHead,
+}
+
 /// The error type of the protocol core.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -59,6 +97,8 @@ pub enum Error {
     RecoveryChecksum,
     /// A key-agreement key record belongs to another device or is otherwise inconsistent.
     KeyRecordMismatch,
+    /// A team chain link or head attestation was refused.
+    Chain(ChainError),
 }
 
 impl Error {
@@ -85,6 +125,23 @@ impl Error {
             Error::RecoveryWordCount(_) => "recovery_word_count",
             Error::RecoveryChecksum => "recovery_checksum",
             Error::KeyRecordMismatch => "key_record_mismatch",
+            Error::Chain(c) => match c {
+                ChainError::FingerprintMismatch => "chain_fingerprint_mismatch",
+                ChainError::WrongTeam => "chain_wrong_team",
+                ChainError::BadSequence => "chain_bad_sequence",
+                ChainError::BadPrevious => "chain_bad_previous",
+                ChainError::UnknownAuthor => "chain_unknown_author",
+                ChainError::NotPermitted => "chain_not_permitted",
+                ChainError::MissingRotation => "chain_missing_rotation",
+                ChainError::BadRotation => "chain_bad_rotation",
+                ChainError::WrapMismatch => "chain_wrap_mismatch",
+                ChainError::LastOwner => "chain_last_owner",
+                ChainError::TeamDeleted => "chain_team_deleted",
+                ChainError::MembershipConflict => "chain_membership_conflict",
+                ChainError::BadTeamKey => "chain_bad_team_key",
+                ChainError::BadAttestation => "chain_bad_attestation",
+                ChainError::StaleHead => "chain_stale_head",
+            },
         }
     }
 }
@@ -118,11 +175,18 @@ impl fmt::Display for Error {
                 f.write_str("the recovery phrase checksum does not match; check each word")
             }
             Error::KeyRecordMismatch => f.write_str("key record does not belong to this device"),
+            Error::Chain(c) => write!(f, "team chain refused: {c:?}"),
         }
     }
 }
 
 impl core::error::Error for Error {}
+
+impl From<ChainError> for Error {
+    fn from(e: ChainError) -> Self {
+        Error::Chain(e)
+    }
+}
 
 impl From<DecodeError> for Error {
     fn from(e: DecodeError) -> Self {

@@ -22,9 +22,10 @@ pub mod crypto;
 pub mod device;
 pub mod error;
 pub mod recovery;
+pub mod team;
 pub mod wire;
 
-pub use error::{DecodeError, Error, Result};
+pub use error::{ChainError, DecodeError, Error, Result};
 
 /// The README's examples, compiled and run as doctests so they cannot rot.
 #[cfg(doctest)]

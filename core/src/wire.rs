@@ -51,6 +51,16 @@ pub enum ObjectType {
     DeviceSecrets = 3,
     /// [`HpkeSealed`](crate::crypto::hpke::HpkeSealed): an HPKE ciphertext.
     HpkeSealed = 4,
+    /// A team chain link.
+    ChainLink = 5,
+    /// A signed team chain head attestation.
+    HeadAttestation = 6,
+    /// A conversation epoch record.
+    EpochRecord = 7,
+    /// A conversation message.
+    Message = 8,
+    /// A visitor identity assertion.
+    IdentityAssertion = 9,
 }
 
 /// An object that travels in a wire envelope.

@@ -45,14 +45,22 @@ fn generate() -> Value {
 
     let mut member = Device::generate(DeviceKind::Member, &mut rng, NOW);
     let member_record_g0 = member.record();
-    let (rotated, _previous) = member.rotate_key_agreement(&mut rng, NOW + 86_400).expect("rotate");
+    let (rotated, _previous) = member
+        .rotate_key_agreement(&mut rng, NOW + 86_400)
+        .expect("rotate");
     let visitor = Device::generate(DeviceKind::Visitor, &mut rng, NOW);
 
     let info = b"sotto/v1/kat/hpke";
     let aad = b"kat associated data";
     let pt = b"a team key generation secret, 32";
-    let base = hpke::seal_base(&mut rng, &member.record().key_agreement().public_key, info, aad, pt)
-        .expect("seal base");
+    let base = hpke::seal_base(
+        &mut rng,
+        &member.record().key_agreement().public_key,
+        info,
+        aad,
+        pt,
+    )
+    .expect("seal base");
     let auth = hpke::seal_auth(
         &mut rng,
         &member.record().key_agreement().public_key,
@@ -69,7 +77,13 @@ fn generate() -> Value {
     let message = aead::seal(&store_key, &nonce, b"header", b"message");
 
     let mut okm = [0u8; 42];
-    hkdf::derive(b"salt", b"input keying material", b"sotto/v1/kat/hkdf", &mut okm).expect("hkdf");
+    hkdf::derive(
+        b"salt",
+        b"input keying material",
+        b"sotto/v1/kat/hkdf",
+        &mut okm,
+    )
+    .expect("hkdf");
 
     json!({
         "description": "Sotto core known-answer vectors, suite 1, wire version 1. Generated from a fixed seed by core/tests/known_answers.rs; byte strings are hex.",
@@ -120,7 +134,10 @@ fn checked_in_vectors_match_regeneration() {
     }
     let text = std::fs::read_to_string(&path).expect("tests/vectors/core-v1.json is checked in");
     let stored: Value = serde_json::from_str(&text).expect("valid json");
-    assert_eq!(stored, fresh, "vectors differ from regeneration; see the module docs");
+    assert_eq!(
+        stored, fresh,
+        "vectors differ from regeneration; see the module docs"
+    );
 }
 
 /// Reads the checked-in file as an independent implementation would: decode every object,
@@ -130,22 +147,37 @@ fn checked_in_vectors_verify_independently() {
     let text = std::fs::read_to_string(vector_path()).expect("vectors");
     let v: Value = serde_json::from_str(&text).expect("json");
 
-    let recovery = RecoverySecret::from_words(v["recovery"]["secret_words"].as_str().expect("words"))
-        .expect("words parse");
-    assert_eq!(recovery.device().record().to_wire(), unhex(&v["recovery"]["device_record"]));
-    assert_eq!(recovery.device().id().0.to_vec(), unhex(&v["recovery"]["device_id"]));
+    let recovery =
+        RecoverySecret::from_words(v["recovery"]["secret_words"].as_str().expect("words"))
+            .expect("words parse");
+    assert_eq!(
+        recovery.device().record().to_wire(),
+        unhex(&v["recovery"]["device_record"])
+    );
+    assert_eq!(
+        recovery.device().id().0.to_vec(),
+        unhex(&v["recovery"]["device_id"])
+    );
     assert_eq!(
         recovery.backup_key().secret_bytes().expose().to_vec(),
         unhex(&v["recovery"]["backup_key"])
     );
 
-    let member = Device::import_secrets(&unhex(&v["member_device"]["secrets_generation_1"])).expect("secrets");
-    assert_eq!(member.record().to_wire(), unhex(&v["member_device"]["record_generation_1"]));
-    let g0 = DeviceRecord::from_wire(&unhex(&v["member_device"]["record_generation_0"])).expect("g0");
+    let member = Device::import_secrets(&unhex(&v["member_device"]["secrets_generation_1"]))
+        .expect("secrets");
+    assert_eq!(
+        member.record().to_wire(),
+        unhex(&v["member_device"]["record_generation_1"])
+    );
+    let g0 =
+        DeviceRecord::from_wire(&unhex(&v["member_device"]["record_generation_0"])).expect("g0");
     let mut g = g0.clone();
-    let ka = KeyAgreementRecord::from_wire(&unhex(&v["member_device"]["key_agreement_record_generation_1"]))
-        .expect("ka");
-    g.rotate_to(ka).expect("rotation record is signed by the device");
+    let ka = KeyAgreementRecord::from_wire(&unhex(
+        &v["member_device"]["key_agreement_record_generation_1"],
+    ))
+    .expect("ka");
+    g.rotate_to(ka)
+        .expect("rotation record is signed by the device");
     assert_eq!(g, member.record());
 
     let visitor = Device::import_secrets(&unhex(&v["visitor_device"]["secrets"])).expect("visitor");
@@ -153,11 +185,20 @@ fn checked_in_vectors_verify_independently() {
     let aad = unhex(&v["hpke"]["aad"]);
     let pt = unhex(&v["hpke"]["plaintext"]);
     let base = HpkeSealed::from_wire(&unhex(&v["hpke"]["base_sealed"])).expect("base");
-    assert_eq!(hpke::open_base(member.agreement_secret(), &base, &info, &aad).expect("open"), pt);
+    assert_eq!(
+        hpke::open_base(member.agreement_secret(), &base, &info, &aad).expect("open"),
+        pt
+    );
     let auth = HpkeSealed::from_wire(&unhex(&v["hpke"]["auth_sealed"])).expect("auth");
     assert_eq!(
-        hpke::open_auth(member.agreement_secret(), &visitor.agreement_secret().public_key(), &auth, &info, &aad)
-            .expect("open auth"),
+        hpke::open_auth(
+            member.agreement_secret(),
+            &visitor.agreement_secret().public_key(),
+            &auth,
+            &info,
+            &aad
+        )
+        .expect("open auth"),
         pt
     );
     // The encoding of an HpkeSealed body is enc || u32 length || ciphertext.
@@ -178,7 +219,13 @@ fn checked_in_vectors_verify_independently() {
 
     let k = &v["hkdf_sha256"];
     let mut okm = vec![0u8; unhex(&k["okm"]).len()];
-    hkdf::derive(&unhex(&k["salt"]), &unhex(&k["ikm"]), &unhex(&k["info"]), &mut okm).expect("hkdf");
+    hkdf::derive(
+        &unhex(&k["salt"]),
+        &unhex(&k["ikm"]),
+        &unhex(&k["info"]),
+        &mut okm,
+    )
+    .expect("hkdf");
     assert_eq!(okm, unhex(&k["okm"]));
 
     // A secret-holding recipient other than the member cannot open the base ciphertext.

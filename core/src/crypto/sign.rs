@@ -16,6 +16,16 @@ use crate::{Error, Result};
 pub enum SignatureContext {
     /// A device's identity key certifying its key-agreement key.
     KeyAgreement,
+    /// A link of a team chain, signed by its author device.
+    ChainLink,
+    /// A head attestation: a member device vouching for the team chain head at a time.
+    HeadAttestation,
+    /// A conversation epoch record, signed by the device that opened the epoch.
+    EpochRecord,
+    /// A conversation message, signed by its sender device.
+    Message,
+    /// A visitor identity assertion, signed by a team integration key.
+    IdentityAssertion,
 }
 
 impl SignatureContext {
@@ -23,6 +33,11 @@ impl SignatureContext {
     pub fn label(self) -> &'static [u8] {
         match self {
             SignatureContext::KeyAgreement => b"sotto/v1/sig/key-agreement\0",
+            SignatureContext::ChainLink => b"sotto/v1/sig/chain-link\0",
+            SignatureContext::HeadAttestation => b"sotto/v1/sig/head-attestation\0",
+            SignatureContext::EpochRecord => b"sotto/v1/sig/epoch-record\0",
+            SignatureContext::Message => b"sotto/v1/sig/message\0",
+            SignatureContext::IdentityAssertion => b"sotto/v1/sig/identity-assertion\0",
         }
     }
 }

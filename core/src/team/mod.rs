@@ -1,0 +1,23 @@
+//! The team chain (DESIGN 4.3): an append-only, hash-linked, signed log of membership, role,
+//! device, key and policy changes, verified by every client from the team's fingerprint.
+//!
+//! - [`link`]: the link format, its signature and hash;
+//! - [`state`]: the verified state and the rules each link must satisfy;
+//! - [`keys`]: team key generations sealed to devices;
+//! - [`attestation`]: signed, timed statements of the current head, for freshness;
+//! - [`role`] and [`policy`]: access levels and team settings.
+
+pub mod attestation;
+pub mod ids;
+pub mod keys;
+pub mod link;
+pub mod policy;
+pub mod role;
+pub mod state;
+
+pub use ids::{LinkHash, MemberId, TeamId};
+pub use keys::TeamKeyring;
+pub use link::{Change, Link};
+pub use policy::{HistoryMode, Policy};
+pub use role::Role;
+pub use state::TeamState;

@@ -1,0 +1,573 @@
+//! The verified state of a team, and the rules every client enforces when it applies a link.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::ids::{LinkHash, MemberId, TeamId};
+use super::keys::{self, TeamKeyring};
+use super::link::{Change, KeyWrap, Link, MAX_DEVICES_PER_LINK, MAX_NAME_LEN, NewGeneration};
+use super::policy::Policy;
+use super::role::Role;
+use crate::crypto::agreement::AgreementPublicKey;
+use crate::crypto::secret::SecretBytes;
+use crate::crypto::sign::{Signature, VerifyingKey};
+use crate::device::{Device, DeviceId, DeviceKind, DeviceRecord};
+use crate::error::ChainError;
+use crate::{Error, Result};
+
+/// A member as the chain defines it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// The member's role.
+    pub role: Role,
+    /// The member's active devices.
+    pub devices: BTreeMap<DeviceId, DeviceRecord>,
+}
+
+/// The state of a team after verifying its chain up to `head`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TeamState {
+    team: TeamId,
+    fingerprint: LinkHash,
+    head: LinkHash,
+    seq: u64,
+    members: BTreeMap<MemberId, Member>,
+    device_member: BTreeMap<DeviceId, MemberId>,
+    /// Which generations each device has been sent in the chain.
+    held: BTreeMap<DeviceId, BTreeSet<u32>>,
+    generations: Vec<AgreementPublicKey>,
+    policy: Policy,
+    integration_keys: Vec<(String, VerifyingKey)>,
+    deleted: bool,
+}
+
+/// What applying a change did, beyond the membership itself.
+struct ChangeEffect {
+    /// Someone lost read access (removal, revocation of a keyed device, downgrade to no read).
+    read_lost: bool,
+}
+
+impl TeamState {
+    /// Verifies the first link against the fingerprint the client was given out of band (the
+    /// widget snippet, an invite) and returns the team's initial state.
+    pub fn from_genesis(link: &Link, fingerprint: &LinkHash) -> Result<Self> {
+        if link.hash() != *fingerprint {
+            return Err(ChainError::FingerprintMismatch.into());
+        }
+        if link.seq != 0 || link.previous != LinkHash([0; 32]) {
+            return Err(ChainError::BadSequence.into());
+        }
+        let Change::CreateTeam {
+            owner,
+            devices,
+            policy,
+        } = &link.change
+        else {
+            return Err(ChainError::BadSequence.into());
+        };
+        let mut state = TeamState {
+            team: link.team,
+            fingerprint: *fingerprint,
+            head: LinkHash([0; 32]),
+            seq: 0,
+            members: BTreeMap::new(),
+            device_member: BTreeMap::new(),
+            held: BTreeMap::new(),
+            generations: Vec::new(),
+            policy: policy.clone(),
+            integration_keys: Vec::new(),
+            deleted: false,
+        };
+        state.insert_member(*owner, Role::Owner, devices)?;
+        let author = devices
+            .iter()
+            .find(|d| d.id() == link.author)
+            .ok_or(ChainError::UnknownAuthor)?;
+        link.verify_signature(author.identity())?;
+        match &link.rotation {
+            Some(g) if g.generation == 0 => state.generations.push(g.public_key),
+            _ => return Err(ChainError::BadRotation.into()),
+        }
+        state.check_wraps(&link.wraps)?;
+        state.head = *fingerprint;
+        Ok(state)
+    }
+
+    /// Verifies a whole chain from its first link.
+    pub fn verify_chain(links: &[Link], fingerprint: &LinkHash) -> Result<Self> {
+        let (first, rest) = links.split_first().ok_or(ChainError::BadSequence)?;
+        let mut state = Self::from_genesis(first, fingerprint)?;
+        for link in rest {
+            state.apply(link)?;
+        }
+        Ok(state)
+    }
+
+    /// Verifies `link` as the next link and applies it. On error the state is unchanged.
+    pub fn apply(&mut self, link: &Link) -> Result<()> {
+        if self.deleted {
+            return Err(ChainError::TeamDeleted.into());
+        }
+        if link.team != self.team {
+            return Err(ChainError::WrongTeam.into());
+        }
+        if Some(link.seq) != self.seq.checked_add(1) {
+            return Err(ChainError::BadSequence.into());
+        }
+        if link.previous != self.head {
+            return Err(ChainError::BadPrevious.into());
+        }
+        let (author_member, author_role, author_key) = self.author(&link.author)?;
+        link.verify_signature(&author_key)?;
+
+        let mut next = self.clone();
+        let effect = next.apply_change(author_member, author_role, &link.change)?;
+        next.apply_rotation(link.rotation.as_ref(), &link.change, &effect)?;
+        next.check_wraps(&link.wraps)?;
+        next.seq = link.seq;
+        next.head = link.hash();
+        *self = next;
+        Ok(())
+    }
+
+    fn author(&self, device: &DeviceId) -> Result<(MemberId, Role, VerifyingKey)> {
+        let member_id = self
+            .device_member
+            .get(device)
+            .ok_or(ChainError::UnknownAuthor)?;
+        let member = self
+            .members
+            .get(member_id)
+            .ok_or(ChainError::UnknownAuthor)?;
+        let record = member
+            .devices
+            .get(device)
+            .ok_or(ChainError::UnknownAuthor)?;
+        Ok((*member_id, member.role, *record.identity()))
+    }
+
+    fn insert_member(&mut self, id: MemberId, role: Role, devices: &[DeviceRecord]) -> Result<()> {
+        if self.members.contains_key(&id)
+            || devices.is_empty()
+            || devices.len() > MAX_DEVICES_PER_LINK
+        {
+            return Err(ChainError::MembershipConflict.into());
+        }
+        self.members.insert(
+            id,
+            Member {
+                role,
+                devices: BTreeMap::new(),
+            },
+        );
+        for d in devices {
+            self.insert_device(id, d)?;
+        }
+        Ok(())
+    }
+
+    fn insert_device(&mut self, member: MemberId, device: &DeviceRecord) -> Result<()> {
+        // Visitors are never team devices; recovery devices may only belong to owners.
+        let kind_ok = match device.kind() {
+            DeviceKind::Member => true,
+            DeviceKind::Recovery => self.members.get(&member).map(|m| m.role) == Some(Role::Owner),
+            DeviceKind::Visitor => false,
+        };
+        if !kind_ok || self.device_member.contains_key(&device.id()) {
+            return Err(ChainError::MembershipConflict.into());
+        }
+        let m = self
+            .members
+            .get_mut(&member)
+            .ok_or(ChainError::MembershipConflict)?;
+        m.devices.insert(device.id(), device.clone());
+        self.device_member.insert(device.id(), member);
+        Ok(())
+    }
+
+    fn remove_device(&mut self, device: &DeviceId) -> bool {
+        if let Some(member) = self.device_member.remove(device)
+            && let Some(m) = self.members.get_mut(&member)
+        {
+            m.devices.remove(device);
+        }
+        self.held.remove(device).is_some_and(|g| !g.is_empty())
+    }
+
+    fn apply_change(
+        &mut self,
+        author: MemberId,
+        author_role: Role,
+        change: &Change,
+    ) -> Result<ChangeEffect> {
+        let manage = author_role.can_manage_members();
+        let owner = author_role == Role::Owner;
+        let permit = |ok: bool| {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::Chain(ChainError::NotPermitted))
+            }
+        };
+        let mut read_lost = false;
+        match change {
+            Change::CreateTeam { .. } => return Err(ChainError::BadSequence.into()),
+            Change::AddMember {
+                member,
+                role,
+                devices,
+            } => {
+                permit(manage && (*role != Role::Owner || owner))?;
+                self.insert_member(*member, *role, devices)?;
+            }
+            Change::RemoveMember { member } => {
+                let target = self
+                    .members
+                    .get(member)
+                    .ok_or(ChainError::MembershipConflict)?;
+                permit(manage && (target.role != Role::Owner || owner))?;
+                let devices: Vec<DeviceId> = target.devices.keys().copied().collect();
+                for d in &devices {
+                    read_lost |= self.remove_device(d);
+                }
+                self.members.remove(member);
+            }
+            Change::ChangeRole { member, role } => {
+                let target = self
+                    .members
+                    .get_mut(member)
+                    .ok_or(ChainError::MembershipConflict)?;
+                permit(manage && ((target.role != Role::Owner && *role != Role::Owner) || owner))?;
+                read_lost = target.role.can_read() && !role.can_read();
+                target.role = *role;
+                if *role != Role::Owner {
+                    // Recovery devices exist only for owners.
+                    let recovery: Vec<DeviceId> = target
+                        .devices
+                        .values()
+                        .filter(|d| d.kind() == DeviceKind::Recovery)
+                        .map(DeviceRecord::id)
+                        .collect();
+                    for d in &recovery {
+                        read_lost |= self.remove_device(d);
+                    }
+                }
+            }
+            Change::AddDevice { member, device } => {
+                permit(manage || author == *member)?;
+                if !self.members.contains_key(member) {
+                    return Err(ChainError::MembershipConflict.into());
+                }
+                self.insert_device(*member, device)?;
+            }
+            Change::RevokeDevice { member, device } => {
+                permit(manage || author == *member)?;
+                if self.device_member.get(device) != Some(member) {
+                    return Err(ChainError::MembershipConflict.into());
+                }
+                read_lost |= self.remove_device(device);
+            }
+            Change::RotateKey => permit(author_role.can_read())?,
+            Change::SetPolicy { policy } => {
+                permit(manage)?;
+                self.policy = policy.clone();
+            }
+            Change::AddIntegrationKey { name, key } => {
+                permit(manage && name.len() <= MAX_NAME_LEN)?;
+                if self.integration_keys.iter().any(|(_, k)| k == key) {
+                    return Err(ChainError::MembershipConflict.into());
+                }
+                self.integration_keys.push((name.clone(), *key));
+            }
+            Change::DeleteTeam => {
+                permit(owner)?;
+                self.deleted = true;
+            }
+        }
+        if !self.deleted && !self.has_owner_device() {
+            return Err(ChainError::LastOwner.into());
+        }
+        Ok(ChangeEffect { read_lost })
+    }
+
+    fn has_owner_device(&self) -> bool {
+        self.members.values().any(|m| {
+            m.role == Role::Owner && m.devices.values().any(|d| d.kind() == DeviceKind::Member)
+        })
+    }
+
+    fn apply_rotation(
+        &mut self,
+        rotation: Option<&NewGeneration>,
+        change: &Change,
+        effect: &ChangeEffect,
+    ) -> Result<()> {
+        match rotation {
+            Some(g) => {
+                if self.deleted || u64::from(g.generation) != self.generations.len() as u64 {
+                    return Err(ChainError::BadRotation.into());
+                }
+                self.generations.push(g.public_key);
+                Ok(())
+            }
+            None if effect.read_lost || *change == Change::RotateKey => {
+                Err(ChainError::MissingRotation.into())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The (device, generation) pairs the chain owes after the current state: every
+    /// read-permitted member device holds the current generation, and history-permitted ones
+    /// every generation. Recovery devices are offline and hold none.
+    fn required_wraps(&self) -> BTreeSet<(DeviceId, u32)> {
+        let mut required = BTreeSet::new();
+        let Some(current) = self.current_generation() else {
+            return required;
+        };
+        if self.deleted {
+            return required;
+        }
+        for m in self.members.values().filter(|m| m.role.can_read()) {
+            let first = if m.role.can_read_history(&self.policy) {
+                0
+            } else {
+                current
+            };
+            for d in m
+                .devices
+                .values()
+                .filter(|d| d.kind() == DeviceKind::Member)
+            {
+                let held = self.held.get(&d.id());
+                for g in first..=current {
+                    if !held.is_some_and(|h| h.contains(&g)) {
+                        required.insert((d.id(), g));
+                    }
+                }
+            }
+        }
+        required
+    }
+
+    /// A link's wraps must be exactly the required ones: no missing wrap, no duplicate, and no
+    /// wrap to anyone else (a device without read access, a generation before a device's access
+    /// began for a role without history access, a device not in the team).
+    fn check_wraps(&mut self, wraps: &[KeyWrap]) -> Result<()> {
+        let given: BTreeSet<(DeviceId, u32)> =
+            wraps.iter().map(|w| (w.device, w.generation)).collect();
+        if given.len() != wraps.len() || given != self.required_wraps() {
+            return Err(ChainError::WrapMismatch.into());
+        }
+        for (d, g) in given {
+            self.held.entry(d).or_default().insert(g);
+        }
+        Ok(())
+    }
+
+    /// Builds, signs and returns the next link for `change` by `author`. A rotation is added
+    /// when the change requires one or `rotate` is set; its seed goes into `keyring`. Wraps are
+    /// computed from the rules, sealing seeds the keyring holds. The caller then applies the link
+    /// with [`TeamState::apply`] like any other.
+    pub fn propose(
+        &self,
+        rng: &mut impl rand_core::CryptoRng,
+        author: &Device,
+        keyring: &mut TeamKeyring,
+        change: Change,
+        rotate: bool,
+        now: u64,
+    ) -> Result<Link> {
+        let (author_member, author_role, _) = self.author(&author.id())?;
+        let mut next = self.clone();
+        let effect = next.apply_change(author_member, author_role, &change)?;
+        let rotate = rotate || effect.read_lost || change == Change::RotateKey;
+        let rotation = if rotate {
+            let seed = SecretBytes::<32>::random(rng);
+            let generation =
+                u32::try_from(next.generations.len()).map_err(|_| ChainError::BadRotation)?;
+            let g = NewGeneration {
+                generation,
+                public_key: keys::generation_key(&seed).public_key(),
+            };
+            keyring.insert(generation, seed);
+            next.generations.push(g.public_key);
+            Some(g)
+        } else {
+            None
+        };
+        let wraps = next.seal_required(rng, keyring)?;
+        let mut link = Link {
+            team: self.team,
+            seq: self.seq.checked_add(1).ok_or(ChainError::BadSequence)?,
+            previous: self.head,
+            author: author.id(),
+            created_at: now,
+            change,
+            rotation,
+            wraps,
+            signature: Signature::from_bytes([0; 64]),
+        };
+        link.sign(author);
+        Ok(link)
+    }
+
+    fn seal_required(
+        &self,
+        rng: &mut impl rand_core::CryptoRng,
+        keyring: &TeamKeyring,
+    ) -> Result<Vec<KeyWrap>> {
+        self.required_wraps()
+            .into_iter()
+            .map(|(device, generation)| {
+                let seed = keyring.seed(generation).ok_or(ChainError::NotPermitted)?;
+                let record = self.device(&device).ok_or(ChainError::MembershipConflict)?;
+                keys::wrap(rng, &self.team, generation, seed, record)
+            })
+            .collect()
+    }
+
+    /// Creates a team: the owner's first link, its state and the owner's keyring.
+    pub fn create(
+        rng: &mut impl rand_core::CryptoRng,
+        owner_device: &Device,
+        other_owner_devices: &[DeviceRecord],
+        policy: Policy,
+        now: u64,
+    ) -> Result<(Link, TeamState, TeamKeyring)> {
+        let team = TeamId::random(rng);
+        let owner = MemberId::random(rng);
+        let mut devices = vec![owner_device.record()];
+        devices.extend_from_slice(other_owner_devices);
+        let seed = SecretBytes::<32>::random(rng);
+        let public_key = keys::generation_key(&seed).public_key();
+        let mut keyring = TeamKeyring::new();
+        keyring.insert(0, seed);
+
+        let mut draft = TeamState {
+            team,
+            fingerprint: LinkHash([0; 32]),
+            head: LinkHash([0; 32]),
+            seq: 0,
+            members: BTreeMap::new(),
+            device_member: BTreeMap::new(),
+            held: BTreeMap::new(),
+            generations: vec![public_key],
+            policy: policy.clone(),
+            integration_keys: Vec::new(),
+            deleted: false,
+        };
+        draft.insert_member(owner, Role::Owner, &devices)?;
+        let wraps = draft.seal_required(rng, &keyring)?;
+        let mut link = Link {
+            team,
+            seq: 0,
+            previous: LinkHash([0; 32]),
+            author: owner_device.id(),
+            created_at: now,
+            change: Change::CreateTeam {
+                owner,
+                devices,
+                policy,
+            },
+            rotation: Some(NewGeneration {
+                generation: 0,
+                public_key,
+            }),
+            wraps,
+            signature: Signature::from_bytes([0; 64]),
+        };
+        link.sign(owner_device);
+        let state = TeamState::from_genesis(&link, &link.hash())?;
+        Ok((link, state, keyring))
+    }
+
+    /// Opens the wraps in `link` addressed to `device` into `keyring`. Call after
+    /// [`TeamState::apply`] (or [`TeamState::from_genesis`]) accepted the link. If the link
+    /// deleted the team or removed the device, the keyring is wiped instead.
+    pub fn absorb_keys(
+        &self,
+        link: &Link,
+        device: &Device,
+        keyring: &mut TeamKeyring,
+    ) -> Result<()> {
+        if self.deleted || !self.device_member.contains_key(&device.id()) {
+            keyring.wipe();
+            return Ok(());
+        }
+        for wrap in link.wraps.iter().filter(|w| w.device == device.id()) {
+            let expected = self
+                .generations
+                .get(wrap.generation as usize)
+                .ok_or(ChainError::BadTeamKey)?;
+            keyring.open_wrap(&self.team, device, wrap, expected)?;
+        }
+        Ok(())
+    }
+
+    /// The team id.
+    pub fn team(&self) -> TeamId {
+        self.team
+    }
+
+    /// The hash of the first link.
+    pub fn fingerprint(&self) -> LinkHash {
+        self.fingerprint
+    }
+
+    /// The hash of the newest verified link.
+    pub fn head(&self) -> LinkHash {
+        self.head
+    }
+
+    /// The sequence number of the newest verified link.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The current policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Whether the team was deleted.
+    pub fn is_deleted(&self) -> bool {
+        self.deleted
+    }
+
+    /// The members.
+    pub fn members(&self) -> &BTreeMap<MemberId, Member> {
+        &self.members
+    }
+
+    /// The member a device belongs to, with their role.
+    pub fn member_of(&self, device: &DeviceId) -> Option<(MemberId, Role)> {
+        let id = self.device_member.get(device)?;
+        Some((*id, self.members.get(id)?.role))
+    }
+
+    /// An active device's record.
+    pub fn device(&self, device: &DeviceId) -> Option<&DeviceRecord> {
+        let member = self.device_member.get(device)?;
+        self.members.get(member)?.devices.get(device)
+    }
+
+    /// The current key generation and its public key: what epoch secrets are sealed to.
+    pub fn current_key(&self) -> Option<(u32, AgreementPublicKey)> {
+        let g = self.current_generation()?;
+        Some((g, *self.generations.get(g as usize)?))
+    }
+
+    fn current_generation(&self) -> Option<u32> {
+        u32::try_from(self.generations.len().checked_sub(1)?).ok()
+    }
+
+    /// The public key of a generation.
+    pub fn generation_key(&self, generation: u32) -> Option<AgreementPublicKey> {
+        self.generations.get(generation as usize).copied()
+    }
+
+    /// The integration keys that may sign visitor identity assertions.
+    pub fn integration_keys(&self) -> &[(String, VerifyingKey)] {
+        &self.integration_keys
+    }
+}
