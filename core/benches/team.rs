@@ -51,7 +51,8 @@ fn build(devices: usize, links: usize) -> Built {
             &mut keyring,
         );
     }
-    while all.len() < links {
+    // One create link and devices - 1 additions so far.
+    for _ in devices..links {
         step(Change::RotateKey, &mut rng, &mut state, &mut keyring);
     }
     Built {

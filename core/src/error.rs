@@ -71,6 +71,23 @@ pub enum ChainError {
     StaleHead,
 }
 
+/// Why a conversation message was refused (DESIGN 4.4, G8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MessageError {
+    /// The counter was already consumed: a replay, a duplicate, or a message whose kept key was
+    /// discarded to respect the skipped-key limit.
+    Duplicate,
+    /// The counter is further ahead of the next expected one than a receiver may jump.
+    TooFarAhead,
+    /// The message or chain belongs to another conversation, epoch, sender or stream.
+    WrongChain,
+    /// No verifying key was given for the message's sender.
+    UnknownSender,
+    /// The sender chain has used its last counter; a new epoch is needed.
+    ChainExhausted,
+}
+
 /// The error type of the protocol core.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -99,6 +116,8 @@ pub enum Error {
     KeyRecordMismatch,
     /// A team chain link or head attestation was refused.
     Chain(ChainError),
+    /// A conversation message was refused: replayed, too far ahead, or on the wrong chain.
+    Message(MessageError),
 }
 
 impl Error {
@@ -142,6 +161,13 @@ impl Error {
                 ChainError::BadAttestation => "chain_bad_attestation",
                 ChainError::StaleHead => "chain_stale_head",
             },
+            Error::Message(m) => match m {
+                MessageError::Duplicate => "message_duplicate",
+                MessageError::TooFarAhead => "message_too_far_ahead",
+                MessageError::WrongChain => "message_wrong_chain",
+                MessageError::UnknownSender => "message_unknown_sender",
+                MessageError::ChainExhausted => "message_chain_exhausted",
+            },
         }
     }
 }
@@ -176,6 +202,7 @@ impl fmt::Display for Error {
             }
             Error::KeyRecordMismatch => f.write_str("key record does not belong to this device"),
             Error::Chain(c) => write!(f, "team chain refused: {c:?}"),
+            Error::Message(m) => write!(f, "message refused: {m:?}"),
         }
     }
 }
@@ -185,6 +212,12 @@ impl core::error::Error for Error {}
 impl From<ChainError> for Error {
     fn from(e: ChainError) -> Self {
         Error::Chain(e)
+    }
+}
+
+impl From<MessageError> for Error {
+    fn from(e: MessageError) -> Self {
+        Error::Message(e)
     }
 }
 

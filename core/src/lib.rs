@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod codec;
+pub mod conversation;
 pub mod crypto;
 pub mod device;
 pub mod error;
@@ -25,7 +26,7 @@ pub mod recovery;
 pub mod team;
 pub mod wire;
 
-pub use error::{ChainError, DecodeError, Error, Result};
+pub use error::{ChainError, DecodeError, Error, MessageError, Result};
 
 /// The README's examples, compiled and run as doctests so they cannot rot.
 #[cfg(doctest)]
