@@ -88,6 +88,29 @@ pub enum MessageError {
     ChainExhausted,
 }
 
+/// Why a conversation epoch record was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EpochError {
+    /// The record is for another team.
+    WrongTeam,
+    /// The record names a chain head beyond ours: fetch and verify the newer links, then retry.
+    ChainBehind,
+    /// The record names a chain head that is not on our chain: a fork.
+    Fork,
+    /// The epoch secret is sealed to a team key generation older than the newest we verified.
+    StaleGeneration,
+    /// The author is neither a listed visitor device nor an active member device with read
+    /// access.
+    UnknownAuthor,
+    /// The visitor devices changed in a way only an existing visitor device may make, or the
+    /// sealed copies do not match the listed devices.
+    VisitorSet,
+    /// This device holds no key that opens the epoch secret (for example a role without history
+    /// access reading an epoch from before it joined).
+    NoKey,
+}
+
 /// The error type of the protocol core.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -116,6 +139,8 @@ pub enum Error {
     KeyRecordMismatch,
     /// A team chain link or head attestation was refused.
     Chain(ChainError),
+    /// A conversation epoch record was refused.
+    Epoch(EpochError),
     /// A conversation message was refused: replayed, too far ahead, or on the wrong chain.
     Message(MessageError),
 }
@@ -144,6 +169,15 @@ impl Error {
             Error::RecoveryWordCount(_) => "recovery_word_count",
             Error::RecoveryChecksum => "recovery_checksum",
             Error::KeyRecordMismatch => "key_record_mismatch",
+            Error::Epoch(e) => match e {
+                EpochError::WrongTeam => "epoch_wrong_team",
+                EpochError::ChainBehind => "epoch_chain_behind",
+                EpochError::Fork => "epoch_fork",
+                EpochError::StaleGeneration => "epoch_stale_generation",
+                EpochError::UnknownAuthor => "epoch_unknown_author",
+                EpochError::VisitorSet => "epoch_visitor_set",
+                EpochError::NoKey => "epoch_no_key",
+            },
             Error::Chain(c) => match c {
                 ChainError::FingerprintMismatch => "chain_fingerprint_mismatch",
                 ChainError::WrongTeam => "chain_wrong_team",
@@ -202,12 +236,19 @@ impl fmt::Display for Error {
             }
             Error::KeyRecordMismatch => f.write_str("key record does not belong to this device"),
             Error::Chain(c) => write!(f, "team chain refused: {c:?}"),
+            Error::Epoch(e) => write!(f, "conversation epoch refused: {e:?}"),
             Error::Message(m) => write!(f, "message refused: {m:?}"),
         }
     }
 }
 
 impl core::error::Error for Error {}
+
+impl From<EpochError> for Error {
+    fn from(e: EpochError) -> Self {
+        Error::Epoch(e)
+    }
+}
 
 impl From<ChainError> for Error {
     fn from(e: ChainError) -> Self {

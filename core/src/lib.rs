@@ -26,7 +26,7 @@ pub mod recovery;
 pub mod team;
 pub mod wire;
 
-pub use error::{ChainError, DecodeError, Error, MessageError, Result};
+pub use error::{ChainError, DecodeError, EpochError, Error, MessageError, Result};
 
 /// The README's examples, compiled and run as doctests so they cannot rot.
 #[cfg(doctest)]

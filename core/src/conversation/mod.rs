@@ -7,11 +7,12 @@
 //! Ed25519 batch verification ([`batch`]). Files travel as separate encrypted blobs whose key
 //! and hash ride inside a message ([`attachment`]).
 //!
-//! Epoch records (how the epoch secret reaches each participant) are built on top of this module
-//! and are not part of it. Byte layouts and labels are in `docs/PROTOCOL.md` §8.
+//! Epoch records ([`epoch`]) carry the epoch secret to the team (sealed to its current key
+//! generation) and to the visitor's devices. Byte layouts and labels are in `docs/PROTOCOL.md` §7.
 
 pub mod attachment;
 pub mod batch;
+pub mod epoch;
 pub mod message;
 pub mod padding;
 pub mod ratchet;
@@ -24,6 +25,7 @@ use crate::error::DecodeError;
 
 pub use attachment::{AttachmentDecryptor, AttachmentEncryptor, AttachmentRef};
 pub use batch::open_batch;
+pub use epoch::{EpochRecord, EpochWarning, Freshness, sender_key};
 pub use message::{MessageHeader, OpenedMessage, ParsedMessage, VerifiedMessage, seal_message};
 pub use ratchet::{ChainId, Gap, MessageKey, ReceiverChain, SenderChain};
 

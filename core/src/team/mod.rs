@@ -20,4 +20,4 @@ pub use keys::TeamKeyring;
 pub use link::{Change, Link};
 pub use policy::{HistoryMode, Policy};
 pub use role::Role;
-pub use state::TeamState;
+pub use state::{HeadRelation, TeamState};

@@ -38,6 +38,26 @@ pub struct TeamState {
     policy: Policy,
     integration_keys: Vec<(String, VerifyingKey)>,
     deleted: bool,
+    /// The hash of every verified link, by sequence number, to place heads named by peers.
+    link_hashes: Vec<LinkHash>,
+    /// The current key generation after each link, by sequence number, to check history.
+    generation_by_seq: Vec<u32>,
+    /// Records of devices since revoked or removed, to verify what they wrote while active.
+    former_devices: BTreeMap<DeviceId, DeviceRecord>,
+}
+
+/// Where a chain head named by a peer (in an epoch record) stands relative to ours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadRelation {
+    /// It is our head.
+    Current,
+    /// It is an earlier link of our chain: the peer had not seen the newest links (a rollback
+    /// if the relay withheld them).
+    Behind,
+    /// It is beyond our head: we must fetch and verify the newer links first.
+    Ahead,
+    /// Our chain has a different link at that position: someone was shown another history.
+    Fork,
 }
 
 /// What applying a change did, beyond the membership itself.
@@ -76,6 +96,9 @@ impl TeamState {
             policy: policy.clone(),
             integration_keys: Vec::new(),
             deleted: false,
+            link_hashes: vec![*fingerprint],
+            generation_by_seq: vec![0],
+            former_devices: BTreeMap::new(),
         };
         state.insert_member(*owner, Role::Owner, devices)?;
         let author = devices
@@ -125,6 +148,9 @@ impl TeamState {
         next.check_wraps(&link.wraps)?;
         next.seq = link.seq;
         next.head = link.hash();
+        next.link_hashes.push(next.head);
+        let current = next.current_generation().ok_or(ChainError::BadRotation)?;
+        next.generation_by_seq.push(current);
         *self = next;
         Ok(())
     }
@@ -187,8 +213,9 @@ impl TeamState {
     fn remove_device(&mut self, device: &DeviceId) -> bool {
         if let Some(member) = self.device_member.remove(device)
             && let Some(m) = self.members.get_mut(&member)
+            && let Some(record) = m.devices.remove(device)
         {
-            m.devices.remove(device);
+            self.former_devices.insert(*device, record);
         }
         self.held.remove(device).is_some_and(|g| !g.is_empty())
     }
@@ -463,6 +490,9 @@ impl TeamState {
             policy: policy.clone(),
             integration_keys: Vec::new(),
             deleted: false,
+            link_hashes: Vec::new(),
+            generation_by_seq: Vec::new(),
+            former_devices: BTreeMap::new(),
         };
         draft.insert_member(owner, Role::Owner, &devices)?;
         let wraps = draft.seal_required(rng, &keyring)?;
@@ -530,6 +560,31 @@ impl TeamState {
     /// The sequence number of the newest verified link.
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// Places a head named by a peer relative to this verified chain.
+    pub fn head_relation(&self, seq: u64, hash: &LinkHash) -> HeadRelation {
+        let Ok(index) = usize::try_from(seq) else {
+            return HeadRelation::Ahead;
+        };
+        match self.link_hashes.get(index) {
+            None => HeadRelation::Ahead,
+            Some(h) if h != hash => HeadRelation::Fork,
+            Some(_) if seq == self.seq => HeadRelation::Current,
+            Some(_) => HeadRelation::Behind,
+        }
+    }
+
+    /// The key generation that was current at link `seq`, if that link is verified.
+    pub fn generation_at(&self, seq: u64) -> Option<u32> {
+        self.generation_by_seq
+            .get(usize::try_from(seq).ok()?)
+            .copied()
+    }
+
+    /// The record of a device that was once active and has since been revoked or removed.
+    pub fn former_device(&self, device: &DeviceId) -> Option<&DeviceRecord> {
+        self.former_devices.get(device)
     }
 
     /// The current policy.
