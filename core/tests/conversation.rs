@@ -122,7 +122,7 @@ fn receive(
     bytes: &[u8],
 ) -> sotto_core::Result<Vec<u8>> {
     let parsed = ParsedMessage::decode(bytes)?;
-    let header = parsed.header().clone();
+    let header = *parsed.header();
     let key = sender_key(team, record, &header.sender, header.kind)?;
     let verified = parsed.verify(&key)?;
     let id = header.chain();
