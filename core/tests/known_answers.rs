@@ -12,7 +12,14 @@ use std::path::PathBuf;
 use chacha20::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde_json::{Value, json};
+use sotto_core::codec::Decode;
 use sotto_core::codec::Encode;
+use sotto_core::conversation::attachment::{decrypt_attachment, encrypt_attachment};
+use sotto_core::conversation::epoch::{EpochRecord, Freshness};
+use sotto_core::conversation::{
+    AttachmentRef, ChainId, ConversationId, MessageKind, ParsedMessage, ReceiverChain, SenderChain,
+    seal_message,
+};
 use sotto_core::crypto::aead::{self, AeadKey};
 use sotto_core::crypto::agreement::AgreementSecret;
 use sotto_core::crypto::hkdf;
@@ -20,6 +27,7 @@ use sotto_core::crypto::hpke::{self, HpkeSealed};
 use sotto_core::crypto::secret::SecretBytes;
 use sotto_core::device::{Device, DeviceKind, DeviceRecord, KeyAgreementRecord};
 use sotto_core::recovery::RecoverySecret;
+use sotto_core::team::{Change, Link, LinkHash, MemberId, Policy, Role, TeamKeyring, TeamState};
 use sotto_core::wire::WireObject;
 
 const SEED: [u8; 32] = *b"sotto known-answer vectors v1 --";
@@ -85,7 +93,10 @@ fn generate() -> Value {
     )
     .expect("hkdf");
 
+    let team = team_vectors(&mut rng);
+
     json!({
+        "team": team,
         "description": "Sotto core known-answer vectors, suite 1, wire version 1. Generated from a fixed seed by core/tests/known_answers.rs; byte strings are hex.",
         "recovery": {
             "secret_words": recovery.to_words().as_str(),
@@ -122,6 +133,133 @@ fn generate() -> Value {
             "salt": h(b"salt"), "ikm": h(b"input keying material"), "info": h(b"sotto/v1/kat/hkdf"), "okm": h(&okm),
         },
     })
+}
+
+/// A team (owner creates, adds an agent, rotates), a visitor's epoch record, one message each way
+/// and a small attachment.
+fn team_vectors(rng: &mut ChaCha20Rng) -> Value {
+    let owner = Device::generate(DeviceKind::Member, rng, NOW);
+    let agent = Device::generate(DeviceKind::Member, rng, NOW);
+    let visitor = Device::generate(DeviceKind::Visitor, rng, NOW);
+    let (first, mut state, mut keyring) =
+        TeamState::create(rng, &owner, &[], Policy::default(), NOW).expect("create");
+    let mut links = vec![first];
+    let agent_member = MemberId::random(rng);
+    for change in [
+        Change::AddMember {
+            member: agent_member,
+            role: Role::Agent,
+            devices: vec![agent.record()],
+        },
+        Change::RotateKey,
+    ] {
+        let link = state
+            .propose(rng, &owner, &mut keyring, change, false, NOW)
+            .expect("propose");
+        state.apply(&link).expect("apply");
+        links.push(link);
+    }
+    let conversation = ConversationId::random(rng);
+    let (record, secret) = EpochRecord::open(
+        rng,
+        &visitor,
+        &state,
+        conversation,
+        0,
+        vec![visitor.record()],
+        NOW,
+    )
+    .expect("epoch");
+    let text_chain = |d: &Device| ChainId {
+        conversation,
+        epoch: 0,
+        sender: d.id(),
+        stream: MessageKind::Text.stream(),
+    };
+    let mut visitor_out = SenderChain::new(&secret, text_chain(&visitor));
+    let from_visitor =
+        seal_message(&mut visitor_out, &visitor, MessageKind::Text, b"hello team").expect("seal");
+    let mut agent_out = SenderChain::new(&secret, text_chain(&agent));
+    let from_agent =
+        seal_message(&mut agent_out, &agent, MessageKind::Text, b"hello visitor").expect("seal");
+    let file = b"attachment bytes, short enough for one chunk";
+    let (blob, reference) =
+        encrypt_attachment(rng, file, "note.txt", "text/plain").expect("attachment");
+
+    json!({
+        "owner_secrets": h(&owner.export_secrets()),
+        "agent_secrets": h(&agent.export_secrets()),
+        "visitor_secrets": h(&visitor.export_secrets()),
+        "fingerprint": h(&links[0].hash().0),
+        "links": links.iter().map(|l| h(&l.to_wire())).collect::<Vec<_>>(),
+        "head": h(&state.head().0),
+        "epoch_record": h(&record.to_wire()),
+        "epoch_secret": h(secret.expose()),
+        "message_from_visitor": { "text": h(b"hello team"), "wire": h(&from_visitor) },
+        "message_from_agent": { "text": h(b"hello visitor"), "wire": h(&from_agent) },
+        "attachment": { "plaintext": h(file), "blob": h(&blob), "reference": h(&reference.encode_to_vec()) },
+    })
+}
+
+#[test]
+fn checked_in_team_vectors_verify_independently() {
+    let text = std::fs::read_to_string(vector_path()).expect("vectors");
+    let v: Value = serde_json::from_str(&text).expect("json");
+    let t = &v["team"];
+    let links: Vec<Link> = t["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .map(|l| Link::from_wire(&unhex(l)).expect("link decodes"))
+        .collect();
+    let fingerprint = LinkHash(unhex(&t["fingerprint"]).try_into().expect("32 bytes"));
+    let state = TeamState::verify_chain(&links, &fingerprint).expect("chain verifies");
+    assert_eq!(state.head().0.to_vec(), unhex(&t["head"]));
+
+    let agent = Device::import_secrets(&unhex(&t["agent_secrets"])).expect("agent");
+    let mut keyring = TeamKeyring::new();
+    let mut replay = TeamState::from_genesis(&links[0], &fingerprint).expect("genesis");
+    for link in &links[1..] {
+        replay.apply(link).expect("apply");
+        replay
+            .absorb_keys(link, &agent, &mut keyring)
+            .expect("keys");
+    }
+    let record = EpochRecord::from_wire(&unhex(&t["epoch_record"])).expect("record");
+    record
+        .verify(&state, None, Freshness::Live)
+        .expect("record verifies");
+    let secret = record
+        .secret_for_member(&keyring)
+        .expect("agent opens the epoch");
+    assert_eq!(secret.expose().to_vec(), unhex(&t["epoch_secret"]));
+    let visitor = Device::import_secrets(&unhex(&t["visitor_secrets"])).expect("visitor");
+    assert!(
+        record
+            .secret_for_visitor(&visitor)
+            .expect("visitor opens")
+            .ct_eq(&secret)
+    );
+
+    for (key, sender) in [
+        ("message_from_visitor", *visitor.record().identity()),
+        ("message_from_agent", *agent.record().identity()),
+    ] {
+        let parsed = ParsedMessage::decode(&unhex(&t[key]["wire"])).expect("message decodes");
+        let mut chain = ReceiverChain::new(&secret, parsed.header().chain());
+        let opened = parsed
+            .verify(&sender)
+            .expect("signature")
+            .decrypt(&mut chain)
+            .expect("decrypts");
+        assert_eq!(opened.content().to_vec(), unhex(&t[key]["text"]));
+    }
+
+    let reference =
+        AttachmentRef::decode_exact(&unhex(&t["attachment"]["reference"])).expect("reference");
+    let plain =
+        decrypt_attachment(&reference, &unhex(&t["attachment"]["blob"])).expect("attachment");
+    assert_eq!(plain.to_vec(), unhex(&t["attachment"]["plaintext"]));
 }
 
 #[test]
