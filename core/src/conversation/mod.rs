@@ -13,6 +13,7 @@
 pub mod attachment;
 pub mod batch;
 pub mod epoch;
+pub mod identity;
 pub mod message;
 pub mod padding;
 pub mod ratchet;
