@@ -26,6 +26,8 @@ pub enum SignatureContext {
     Message,
     /// A visitor identity assertion, signed by a team integration key.
     IdentityAssertion,
+    /// A device answering a relay's authentication challenge.
+    RelayAuth,
 }
 
 impl SignatureContext {
@@ -38,6 +40,7 @@ impl SignatureContext {
             SignatureContext::EpochRecord => b"sotto/v1/sig/epoch-record\0",
             SignatureContext::Message => b"sotto/v1/sig/message\0",
             SignatureContext::IdentityAssertion => b"sotto/v1/sig/identity-assertion\0",
+            SignatureContext::RelayAuth => b"sotto/v1/sig/relay-auth\0",
         }
     }
 }
