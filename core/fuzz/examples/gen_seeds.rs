@@ -1,0 +1,52 @@
+//! Writes the seed corpora in `seeds/`: one valid encoding per decoder, made deterministically.
+//! Run from `core/fuzz/`: `cargo run --example gen_seeds`.
+
+use std::fs;
+use std::path::Path;
+
+use chacha20::ChaCha20Rng;
+use rand_core::SeedableRng;
+use sotto_core::crypto::agreement::AgreementSecret;
+use sotto_core::crypto::hpke::seal_base;
+use sotto_core::crypto::secret::SecretBytes;
+use sotto_core::crypto::sign::SigningKey;
+use sotto_core::device::{Device, DeviceKind};
+use sotto_core::recovery::RecoverySecret;
+use sotto_core::wire::WireObject;
+
+fn write(target: &str, name: &str, bytes: &[u8]) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("seeds")
+        .join(target);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join(name), bytes).unwrap();
+}
+
+fn main() {
+    let mut rng = ChaCha20Rng::seed_from_u64(0x5077_0f22);
+    let device = Device::from_keys(
+        DeviceKind::Member,
+        SigningKey::from_seed(&SecretBytes::new([1; 32])),
+        AgreementSecret::from_secret_bytes(&SecretBytes::new([2; 32])),
+        3,
+        1_700_000_000,
+    );
+    let record = device.record();
+    write("device_record", "member", &record.to_wire());
+    write(
+        "key_agreement_record",
+        "gen3",
+        &record.key_agreement().to_wire(),
+    );
+    write("device_secrets", "member", &device.export_secrets());
+
+    // Sealed to the fixed key the hpke_sealed target opens with, so one input opens.
+    let recipient = AgreementSecret::from_secret_bytes(&SecretBytes::new([7; 32]));
+    let sealed = seal_base(&mut rng, &recipient.public_key(), b"", b"", b"hello").unwrap();
+    write("hpke_sealed", "hello", &sealed.to_wire());
+
+    let words = RecoverySecret::generate(&mut rng).to_words();
+    write("recovery_words", "plain", words.as_bytes());
+    let messy = format!(" {}\n", words.to_uppercase().replace(' ', " \t "));
+    write("recovery_words", "messy", messy.as_bytes());
+}
