@@ -1,6 +1,9 @@
 //! Writes the seed corpora in `seeds/`: one valid encoding per decoder, made deterministically.
 //! Run from `core/fuzz/`: `cargo run --example gen_seeds`.
 
+#[path = "../fixture/mod.rs"]
+mod fixture;
+
 use std::fs;
 use std::path::Path;
 
@@ -12,6 +15,9 @@ use sotto_core::crypto::secret::SecretBytes;
 use sotto_core::crypto::sign::SigningKey;
 use sotto_core::device::{Device, DeviceKind};
 use sotto_core::recovery::RecoverySecret;
+use sotto_core::codec::Encode;
+use sotto_core::conversation::identity::IdentityAssertion;
+use sotto_core::team::Policy;
 use sotto_core::wire::WireObject;
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
@@ -49,4 +55,33 @@ fn main() {
     write("recovery_words", "plain", words.as_bytes());
     let messy = format!(" {}\n", words.to_uppercase().replace(' ', " \t "));
     write("recovery_words", "messy", messy.as_bytes());
+
+    let f = fixture::build();
+    for (i, link) in f.links.iter().enumerate() {
+        write("chain_link", &format!("link{i}"), &link.to_wire());
+    }
+    let mut chain = Vec::new();
+    for link in &f.links {
+        let bytes = link.to_wire();
+        chain.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        chain.extend_from_slice(&bytes);
+    }
+    write("chain_verify", "three_links", &chain);
+    write("head_attestation", "owner", &f.attestation.to_wire());
+    write("epoch_record", "visitor", &f.record.to_wire());
+    write("message", "hello", &f.message);
+    let mut sender = vec![0u8];
+    sender.extend_from_slice(&f.sender_chain.export());
+    write("ratchet_state", "sender", &sender);
+    let mut blob = vec![1u8];
+    blob.extend_from_slice(&f.blob);
+    write("attachment", "blob", &blob);
+    let mut reference = vec![0u8];
+    reference.extend_from_slice(&f.attachment.encode_to_vec());
+    write("attachment", "reference", &reference);
+    let assertion =
+        IdentityAssertion::sign(&f.integration, f.state.team(), f.visitor.id(), "customer-1", fixture::NOW + 3600)
+            .unwrap();
+    write("identity_assertion", "customer", &assertion.to_wire());
+    write("policy", "default", &Policy::default().encode_to_vec());
 }
