@@ -8,11 +8,22 @@ use serde::{Deserialize, Deserializer};
 /// Overrides where the vector files are read from (the `test-vectors` directory itself).
 pub const VECTORS_ENV: &str = "SOTTO_SHARED_VECTORS";
 
+/// Where the machine keeps the shared directory when the checkout is not beside it (CI clones
+/// the repository elsewhere).
+const MACHINE_SHARED: &str = "/work/shared/test-vectors";
+
+/// The vectors directory: the override if set, else the first `shared/test-vectors` found
+/// beside the checkout or any directory above it, else the machine's shared directory.
 pub fn vectors_dir() -> PathBuf {
-    match std::env::var_os(VECTORS_ENV) {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/test-vectors"),
+    if let Some(dir) = std::env::var_os(VECTORS_ENV) {
+        return PathBuf::from(dir);
     }
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .map(|a| a.join("shared/test-vectors"))
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| PathBuf::from(MACHINE_SHARED))
 }
 
 /// Parses a vector file; a missing file fails the test, so the vectors can never be skipped
