@@ -8,6 +8,7 @@
 //! - [`role`] and [`policy`]: access levels and team settings.
 
 pub mod attestation;
+pub mod generations;
 pub mod ids;
 pub mod keys;
 pub mod link;

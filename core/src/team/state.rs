@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::generations::GenerationSet;
 use super::ids::{LinkHash, MemberId, TeamId};
 use super::keys::{self, TeamKeyring};
 use super::link::{Change, KeyWrap, Link, MAX_DEVICES_PER_LINK, MAX_NAME_LEN, NewGeneration};
@@ -33,7 +34,7 @@ pub struct TeamState {
     members: BTreeMap<MemberId, Member>,
     device_member: BTreeMap<DeviceId, MemberId>,
     /// Which generations each device has been sent in the chain.
-    held: BTreeMap<DeviceId, BTreeSet<u32>>,
+    held: BTreeMap<DeviceId, GenerationSet>,
     generations: Vec<AgreementPublicKey>,
     policy: Policy,
     integration_keys: Vec<(String, VerifyingKey)>,
@@ -369,13 +370,12 @@ impl TeamState {
                 // Wraps only ever name generations up to the current one, so a history reader
                 // holding current + 1 generations holds them all; this keeps verification linear
                 // in the chain length instead of quadratic.
-                let full =
-                    first == 0 && held.is_some_and(|h| h.len() as u64 == u64::from(current) + 1);
+                let full = first == 0 && held.is_some_and(|h| h.len() == u64::from(current) + 1);
                 if full {
                     continue;
                 }
                 for g in first..=current {
-                    if !held.is_some_and(|h| h.contains(&g)) {
+                    if !held.is_some_and(|h| h.contains(g)) {
                         required.insert((d.id(), g));
                     }
                 }
