@@ -3,7 +3,6 @@
 //! breaks.
 
 use chacha20::ChaCha20Rng;
-use rand_core::SeedableRng;
 use sotto_core::conversation::epoch::{EpochRecord, EpochWarning, Freshness, sender_key};
 use sotto_core::conversation::{
     ChainId, ConversationId, MessageKind, ParsedMessage, ReceiverChain, SenderChain, seal_message,
@@ -11,97 +10,13 @@ use sotto_core::conversation::{
 use sotto_core::crypto::secret::SecretBytes;
 use sotto_core::device::{Device, DeviceKind};
 use sotto_core::team::attestation::HeadAttestation;
-use sotto_core::team::{Change, Link, MemberId, Policy, Role, TeamKeyring, TeamState};
+use sotto_core::team::{Change, Policy, Role, TeamState};
 use sotto_core::wire::WireObject;
+
+mod common;
+
+use common::team::{T0, Team as World, catch_up};
 use sotto_core::{EpochError, Error, MessageError};
-
-const T0: u64 = 1_767_225_600;
-
-struct Member {
-    device: Device,
-    keyring: TeamKeyring,
-    member: MemberId,
-}
-
-struct World {
-    rng: ChaCha20Rng,
-    links: Vec<Link>,
-    state: TeamState,
-    owner: Member,
-}
-
-impl World {
-    fn new(seed: u64) -> Self {
-        let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let device = Device::generate(DeviceKind::Member, &mut rng, T0);
-        let (link, state, keyring) =
-            TeamState::create(&mut rng, &device, &[], Policy::default(), T0).unwrap();
-        let member = state.member_of(&device.id()).unwrap().0;
-        World {
-            rng,
-            links: vec![link],
-            state,
-            owner: Member {
-                device,
-                keyring,
-                member,
-            },
-        }
-    }
-
-    fn owner_does(&mut self, change: Change) -> Link {
-        let link = self
-            .state
-            .propose(
-                &mut self.rng,
-                &self.owner.device,
-                &mut self.owner.keyring,
-                change,
-                false,
-                T0,
-            )
-            .unwrap();
-        self.state.apply(&link).unwrap();
-        self.state
-            .absorb_keys(&link, &self.owner.device, &mut self.owner.keyring)
-            .unwrap();
-        self.links.push(link.clone());
-        link
-    }
-
-    fn add(&mut self, role: Role) -> Member {
-        let device = Device::generate(DeviceKind::Member, &mut self.rng, T0);
-        let member = MemberId::random(&mut self.rng);
-        self.owner_does(Change::AddMember {
-            member,
-            role,
-            devices: vec![device.record()],
-        });
-        let mut m = Member {
-            device,
-            keyring: TeamKeyring::new(),
-            member,
-        };
-        sync(&self.links, &mut m);
-        m
-    }
-
-    /// The chain as a fresh client verifies it from the fingerprint.
-    fn verified(&self) -> TeamState {
-        TeamState::verify_chain(&self.links, &self.links[0].hash()).unwrap()
-    }
-}
-
-fn sync(links: &[Link], m: &mut Member) {
-    let mut state = TeamState::from_genesis(&links[0], &links[0].hash()).unwrap();
-    state
-        .absorb_keys(&links[0], &m.device, &mut m.keyring)
-        .unwrap();
-    for link in &links[1..] {
-        state.apply(link).unwrap();
-        state.absorb_keys(link, &m.device, &mut m.keyring).unwrap();
-    }
-}
 
 fn chain(record: &EpochRecord, sender: &Device, kind: MessageKind) -> ChainId {
     ChainId {
@@ -174,7 +89,7 @@ impl Visitor {
 
 #[test]
 fn agent_reads_the_visitors_message_and_replies() {
-    let mut w = World::new(1);
+    let mut w = World::new(1, Policy::default());
     let agent = w.add(Role::Agent);
     let visitor = Visitor::new(&mut w.rng);
     let conversation = ConversationId::random(&mut w.rng);
@@ -241,7 +156,7 @@ fn agent_reads_the_visitors_message_and_replies() {
 
 #[test]
 fn a_later_agent_with_history_reads_old_epochs_and_a_viewer_cannot() {
-    let mut w = World::new(2);
+    let mut w = World::new(2, Policy::default());
     let visitor = Visitor::new(&mut w.rng);
     let conversation = ConversationId::random(&mut w.rng);
     let team = w.verified();
@@ -281,7 +196,7 @@ fn a_later_agent_with_history_reads_old_epochs_and_a_viewer_cannot() {
 
 #[test]
 fn a_removed_agent_reads_nothing_sent_after_its_removal() {
-    let mut w = World::new(3);
+    let mut w = World::new(3, Policy::default());
     let mut agent = w.add(Role::Agent);
     // A malicious agent keeps a copy of everything it ever held.
     let hoard = agent.keyring.clone();
@@ -291,7 +206,7 @@ fn a_removed_agent_reads_nothing_sent_after_its_removal() {
     w.owner_does(Change::RemoveMember {
         member: agent.member,
     });
-    sync(&w.links, &mut agent);
+    catch_up(&w.links, &w.state, &mut agent);
     assert_eq!(agent.keyring.generations().count(), 0);
 
     let team = w.verified();
@@ -316,7 +231,7 @@ fn a_removed_agent_reads_nothing_sent_after_its_removal() {
 
 #[test]
 fn an_epoch_sealed_to_an_old_generation_is_refused() {
-    let mut w = World::new(4);
+    let mut w = World::new(4, Policy::default());
     let _agent = w.add(Role::Agent);
     let stale = w.verified();
     w.owner_does(Change::RotateKey);
@@ -337,7 +252,7 @@ fn an_epoch_sealed_to_an_old_generation_is_refused() {
 
 #[test]
 fn forks_and_rollbacks_are_detected() {
-    let mut w = World::new(5);
+    let mut w = World::new(5, Policy::default());
     let base = w.state.clone();
     // The relay shows the visitor a different link 1 than the team sees.
     let mut shown_to_visitor = base.clone();
@@ -384,7 +299,7 @@ fn forks_and_rollbacks_are_detected() {
 
 #[test]
 fn nobody_forges_another_participants_messages() {
-    let mut w = World::new(6);
+    let mut w = World::new(6, Policy::default());
     let agent = w.add(Role::Agent);
     let viewer = w.add(Role::Viewer);
     let visitor = Visitor::new(&mut w.rng);
@@ -467,7 +382,7 @@ fn forge(
 
 #[test]
 fn only_the_visitor_decides_its_devices_and_records_are_tamper_evident() {
-    let mut w = World::new(7);
+    let mut w = World::new(7, Policy::default());
     let agent = w.add(Role::Agent);
     let visitor = Visitor::new(&mut w.rng);
     let team = w.verified();

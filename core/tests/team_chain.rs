@@ -9,97 +9,11 @@ use sotto_core::team::attestation::HeadAttestation;
 use sotto_core::team::link::KeyWrap;
 use sotto_core::team::{Change, HistoryMode, Link, MemberId, Policy, Role, TeamKeyring, TeamState};
 use sotto_core::wire::WireObject;
+
+mod common;
+
+use common::team::{Member, T0, Team, catch_up};
 use sotto_core::{ChainError, Error};
-
-const T0: u64 = 1_767_225_600;
-
-struct Person {
-    device: Device,
-    keyring: TeamKeyring,
-    member: MemberId,
-}
-
-struct Team {
-    rng: ChaCha20Rng,
-    links: Vec<Link>,
-    state: TeamState,
-    owner: Person,
-}
-
-impl Team {
-    fn new(seed: u64, policy: Policy) -> Self {
-        let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let device = Device::generate(DeviceKind::Member, &mut rng, T0);
-        let (link, state, keyring) = TeamState::create(&mut rng, &device, &[], policy, T0).unwrap();
-        let member = state.member_of(&device.id()).unwrap().0;
-        Team {
-            rng,
-            links: vec![link],
-            state,
-            owner: Person {
-                device,
-                keyring,
-                member,
-            },
-        }
-    }
-
-    /// The owner proposes; everyone's state applies it.
-    fn owner_does(&mut self, change: Change) -> Link {
-        let link = self
-            .state
-            .propose(
-                &mut self.rng,
-                &self.owner.device,
-                &mut self.owner.keyring,
-                change,
-                false,
-                T0,
-            )
-            .unwrap();
-        self.accept(&link);
-        link
-    }
-
-    fn accept(&mut self, link: &Link) {
-        self.state.apply(link).unwrap();
-        self.state
-            .absorb_keys(link, &self.owner.device, &mut self.owner.keyring)
-            .unwrap();
-        self.links.push(link.clone());
-    }
-
-    fn add(&mut self, role: Role) -> Person {
-        let device = Device::generate(DeviceKind::Member, &mut self.rng, T0);
-        let member = MemberId::random(&mut self.rng);
-        self.owner_does(Change::AddMember {
-            member,
-            role,
-            devices: vec![device.record()],
-        });
-        let mut p = Person {
-            device,
-            keyring: TeamKeyring::new(),
-            member,
-        };
-        catch_up(&self.links, &self.state, &mut p);
-        p
-    }
-}
-
-/// Replays the whole chain from the fingerprint as a fresh client would and collects the keys
-/// addressed to `p`.
-fn catch_up(links: &[Link], expected: &TeamState, p: &mut Person) {
-    let mut state = TeamState::from_genesis(&links[0], &links[0].hash()).unwrap();
-    state
-        .absorb_keys(&links[0], &p.device, &mut p.keyring)
-        .unwrap();
-    for link in &links[1..] {
-        state.apply(link).unwrap();
-        state.absorb_keys(link, &p.device, &mut p.keyring).unwrap();
-    }
-    assert_eq!(&state, expected);
-}
 
 fn generations(k: &TeamKeyring) -> Vec<u32> {
     k.generations().collect()
@@ -507,7 +421,7 @@ fn devices_are_added_by_their_member_or_an_admin_and_visitors_never() {
         )
         .unwrap();
     team.accept(&link);
-    let mut phone_person = Person {
+    let mut phone_person = Member {
         device: phone,
         keyring: TeamKeyring::new(),
         member: agent.member,
@@ -601,7 +515,7 @@ fn a_recovery_device_restores_access_for_its_owner() {
         )
         .unwrap();
     team.accept(&link);
-    let mut p = Person {
+    let mut p = Member {
         device: replacement,
         keyring: TeamKeyring::new(),
         member: owner_member,

@@ -1,5 +1,10 @@
 //! Loading of the public test vectors kept outside the project, in `shared/test-vectors/`.
 
+// Each test binary uses a different part of these helpers.
+#![allow(dead_code)]
+
+pub mod team;
+
 use std::path::PathBuf;
 
 use serde::de::DeserializeOwned;
