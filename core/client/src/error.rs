@@ -1,0 +1,191 @@
+//! Errors of the client layer.
+//!
+//! One enum for the whole crate. Every variant has a stable, machine-readable [`Error::code`];
+//! errors of the protocol core keep their own codes unchanged (`decode_truncated`,
+//! `recovery_checksum`, ...), so a binding maps one set of codes. Display and Debug name what
+//! failed, never the data: no key, value, plaintext or passphrase ever appears in an error.
+
+use core::fmt;
+
+/// The error type of the client layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// An error of the protocol core; [`Error::code`] is the core's code.
+    Core(sotto_core::Error),
+    /// The store key does not open this store (or the store's schema record was altered).
+    WrongStoreKey,
+    /// A stored value failed authentication: it was altered, truncated, or moved to another
+    /// record id.
+    Tampered {
+        /// The namespace of the record (namespaces are not secret).
+        namespace: String,
+    },
+    /// A transaction's version check failed: another writer changed the record first. The
+    /// transaction was not applied; re-read and retry.
+    Conflict {
+        /// The namespace of the first record whose check failed.
+        namespace: String,
+    },
+    /// The store was written by a newer version of this library.
+    SchemaTooNew {
+        /// The schema version found in the store.
+        found: u32,
+    },
+    /// The store's structure is inconsistent (for example records without a schema record, or a
+    /// malformed row). The text names what, never a value.
+    Corrupt(&'static str),
+    /// A namespace or record key is not acceptable (see [`crate::store::Namespace`] and
+    /// [`crate::store::RecordId`]).
+    InvalidRecordId(&'static str),
+    /// A value is larger than [`crate::store::MAX_VALUE_LEN`].
+    ValueTooLarge,
+    /// A transaction or a backup names the same record twice.
+    DuplicateRecord,
+    /// The storage backend failed (I/O, SQLite). The text is the backend's message, which
+    /// carries no values: everything stored is ciphertext and values are bound parameters.
+    Backend(String),
+    /// The operating system's random number source failed.
+    RandomSource,
+    /// A backup did not open: wrong recovery words or passphrase, or the backup was altered.
+    BackupDecryptionFailed,
+    /// A backup is sealed to a recovery key but a passphrase was given, or the reverse.
+    BackupWrongKind,
+    /// Argon2id parameters outside the accepted bounds (see [`crate::backup::KdfParams`]).
+    BackupKdfParams,
+    /// A passphrase is empty or longer than [`crate::backup::MAX_PASSPHRASE_LEN`].
+    BackupPassphrase,
+    /// The records do not fit in one backup ([`crate::backup::MAX_PAYLOAD_LEN`],
+    /// [`crate::backup::MAX_ENTRIES`]).
+    BackupTooLarge,
+}
+
+impl Error {
+    /// A stable identifier for this error, suitable for programmatic handling.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Core(e) => e.code(),
+            Error::WrongStoreKey => "store_wrong_key",
+            Error::Tampered { .. } => "store_tampered",
+            Error::Conflict { .. } => "store_conflict",
+            Error::SchemaTooNew { .. } => "store_schema_too_new",
+            Error::Corrupt(_) => "store_corrupt",
+            Error::InvalidRecordId(_) => "store_invalid_record_id",
+            Error::ValueTooLarge => "store_value_too_large",
+            Error::DuplicateRecord => "duplicate_record",
+            Error::Backend(_) => "store_backend",
+            Error::RandomSource => "random_source_failed",
+            Error::BackupDecryptionFailed => "backup_decryption_failed",
+            Error::BackupWrongKind => "backup_wrong_kind",
+            Error::BackupKdfParams => "backup_kdf_params",
+            Error::BackupPassphrase => "backup_passphrase",
+            Error::BackupTooLarge => "backup_too_large",
+        }
+    }
+
+    /// Whether this is a version conflict, after which re-reading and retrying can succeed.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Conflict { .. })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Core(e) => fmt::Display::fmt(e, f),
+            Error::WrongStoreKey => f.write_str("the store key does not open this store"),
+            Error::Tampered { namespace } => write!(
+                f,
+                "a stored value in namespace {namespace:?} failed authentication (altered or moved)"
+            ),
+            Error::Conflict { namespace } => write!(
+                f,
+                "a record in namespace {namespace:?} was changed by another writer; retry"
+            ),
+            Error::SchemaTooNew { found } => write!(
+                f,
+                "the store has schema version {found}, newer than this library supports"
+            ),
+            Error::Corrupt(what) => write!(f, "the store is corrupt: {what}"),
+            Error::InvalidRecordId(why) => write!(f, "invalid record id: {why}"),
+            Error::ValueTooLarge => f.write_str("value too large for the store"),
+            Error::DuplicateRecord => {
+                f.write_str("a transaction or backup names the same record more than once")
+            }
+            Error::Backend(msg) => write!(f, "storage backend error: {msg}"),
+            Error::RandomSource => f.write_str("the system random number source failed"),
+            Error::BackupDecryptionFailed => f.write_str(
+                "the backup does not open: wrong recovery words or passphrase, or it was altered",
+            ),
+            Error::BackupWrongKind => {
+                f.write_str("the backup is sealed to another kind of secret (recovery key or passphrase)")
+            }
+            Error::BackupKdfParams => f.write_str("backup key-derivation parameters out of bounds"),
+            Error::BackupPassphrase => f.write_str("the backup passphrase is empty or too long"),
+            Error::BackupTooLarge => f.write_str("too much data for one backup"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+impl From<sotto_core::Error> for Error {
+    fn from(e: sotto_core::Error) -> Self {
+        Error::Core(e)
+    }
+}
+
+impl From<sotto_core::DecodeError> for Error {
+    fn from(e: sotto_core::DecodeError) -> Self {
+        Error::Core(e.into())
+    }
+}
+
+/// Result type of the client layer.
+pub type Result<T> = core::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_codes_pass_through() {
+        let e: Error = sotto_core::Error::Decode(sotto_core::DecodeError::Truncated).into();
+        assert_eq!(e.code(), "decode_truncated");
+        let e: Error = sotto_core::Error::RecoveryChecksum.into();
+        assert_eq!(e.code(), "recovery_checksum");
+        assert_eq!(e.to_string(), sotto_core::Error::RecoveryChecksum.to_string());
+    }
+
+    #[test]
+    fn codes_are_distinct_snake_case() {
+        let all = [
+            Error::WrongStoreKey,
+            Error::Tampered {
+                namespace: "n".into(),
+            },
+            Error::Conflict {
+                namespace: "n".into(),
+            },
+            Error::SchemaTooNew { found: 9 },
+            Error::Corrupt("x"),
+            Error::InvalidRecordId("x"),
+            Error::ValueTooLarge,
+            Error::DuplicateRecord,
+            Error::Backend("x".into()),
+            Error::RandomSource,
+            Error::BackupDecryptionFailed,
+            Error::BackupWrongKind,
+            Error::BackupKdfParams,
+            Error::BackupPassphrase,
+            Error::BackupTooLarge,
+        ];
+        let mut codes: Vec<&str> = all.iter().map(Error::code).collect();
+        for c in &codes {
+            assert!(c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'), "{c}");
+        }
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len());
+    }
+}

@@ -1,0 +1,3 @@
+//! Shared test code: the store suite and backend harnesses.
+
+pub mod suite;

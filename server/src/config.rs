@@ -1,0 +1,183 @@
+//! Command line and environment configuration.
+//!
+//! Every setting is a flag with an environment variable of the same meaning (`--listen` /
+//! `SOTTO_LISTEN`, ...); `sotto-relay serve --help` lists them all with their defaults.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The relay's command line.
+#[derive(Parser, Debug)]
+#[command(
+    name = "sotto-relay",
+    version,
+    about = "Sotto relay: stores and forwards end-to-end encrypted support chat; it only ever holds ciphertext",
+    long_about = None
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The relay's commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Runs the relay (plain HTTP; put a TLS-terminating reverse proxy in front of it).
+    Serve(ServeArgs),
+    /// Operator commands on tenants.
+    Tenant {
+        /// The tenant command.
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Writes a consistent snapshot of a live SQLite database (VACUUM INTO).
+    Backup(BackupArgs),
+}
+
+/// Operator commands on tenants.
+#[derive(Subcommand, Debug)]
+pub enum TenantCommand {
+    /// Creates a tenant; prints its public widget id and a one-time bootstrap code with which
+    /// the first owner device registers.
+    Create {
+        /// A name for operators (not shown to visitors).
+        #[arg(long)]
+        name: String,
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+/// Which database to use.
+#[derive(Args, Debug, Clone)]
+pub struct DatabaseArgs {
+    /// Database: a SQLite file path or `sqlite://` URL (the embedded default), or a
+    /// `postgres://` URL to share one database between several relay nodes.
+    #[arg(
+        long = "database",
+        env = "SOTTO_DATABASE_URL",
+        default_value = "sotto-relay.sqlite"
+    )]
+    pub url: String,
+    /// Most database connections in the pool.
+    #[arg(long, env = "SOTTO_DB_MAX_CONNECTIONS", default_value_t = 8)]
+    pub db_max_connections: u32,
+}
+
+/// `sotto-relay backup`.
+#[derive(Args, Debug, Clone)]
+pub struct BackupArgs {
+    /// The snapshot file to write; it must not exist yet.
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// `sotto-relay serve`.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Address to listen on (plain HTTP). Loopback by default: expose it through a reverse
+    /// proxy that terminates TLS.
+    #[arg(long, env = "SOTTO_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The relay's public origin as clients reach it (for example `https://relay.example.com`);
+    /// devices sign it in the authentication challenge. Default: `http://` and the bound address.
+    #[arg(long, env = "SOTTO_PUBLIC_ORIGIN")]
+    pub public_origin: Option<String>,
+    /// Largest JSON request body in bytes, except blob uploads.
+    #[arg(long, env = "SOTTO_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Largest blob (attachment or backup) in bytes, after base64 decoding.
+    #[arg(long, env = "SOTTO_MAX_BLOB_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_blob_bytes: usize,
+    /// Requests per second allowed per client address (token bucket refill); 0 disables.
+    #[arg(long, env = "SOTTO_RATE_PER_ADDRESS", default_value_t = 50.0)]
+    pub rate_per_address: f64,
+    /// Burst size per client address.
+    #[arg(long, env = "SOTTO_BURST_PER_ADDRESS", default_value_t = 200)]
+    pub burst_per_address: u32,
+    /// Requests per second allowed per authenticated device; 0 disables.
+    #[arg(long, env = "SOTTO_RATE_PER_DEVICE", default_value_t = 20.0)]
+    pub rate_per_device: f64,
+    /// Burst size per device.
+    #[arg(long, env = "SOTTO_BURST_PER_DEVICE", default_value_t = 100)]
+    pub burst_per_device: u32,
+    /// Take the client address from the last `X-Forwarded-For` entry (only behind a proxy that
+    /// sets it).
+    #[arg(long, env = "SOTTO_TRUST_FORWARDED_FOR", default_value_t = false)]
+    pub trust_forwarded_for: bool,
+    /// Delete stored envelopes older than this many seconds; 0 keeps them. A team's own
+    /// retention policy, when shorter, applies to its conversations.
+    #[arg(long, env = "SOTTO_ENVELOPE_RETENTION_SECS", default_value_t = 90 * 86_400)]
+    pub envelope_retention_secs: u64,
+    /// Delete attachment blobs older than this many seconds; 0 keeps them.
+    #[arg(long, env = "SOTTO_BLOB_RETENTION_SECS", default_value_t = 90 * 86_400)]
+    pub blob_retention_secs: u64,
+    /// Delete backup blobs older than this many seconds; 0 keeps them.
+    #[arg(long, env = "SOTTO_BACKUP_RETENTION_SECS", default_value_t = 0)]
+    pub backup_retention_secs: u64,
+    /// Seconds between retention sweeps.
+    #[arg(long, env = "SOTTO_SWEEP_INTERVAL_SECS", default_value_t = 300)]
+    pub sweep_interval_secs: u64,
+    /// Lifetime of a bearer token in seconds.
+    #[arg(long, env = "SOTTO_TOKEN_TTL_SECS", default_value_t = 900)]
+    pub token_ttl_secs: u64,
+    /// Lifetime of an authentication challenge in seconds.
+    #[arg(long, env = "SOTTO_CHALLENGE_TTL_SECS", default_value_t = 60)]
+    pub challenge_ttl_secs: u64,
+    /// Log filter: a level (`info`) or `target=level` pairs (`info,sotto_relay=debug`).
+    #[arg(long, env = "SOTTO_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl ServeArgs {
+    /// The defaults, as `sotto-relay serve` without flags or environment would use them, with
+    /// the given database. For embedding and tests.
+    pub fn with_database(url: impl Into<String>) -> Self {
+        ServeArgs {
+            database: DatabaseArgs {
+                url: url.into(),
+                db_max_connections: 8,
+            },
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_origin: None,
+            max_body_bytes: 4 * 1024 * 1024,
+            max_blob_bytes: 16 * 1024 * 1024,
+            rate_per_address: 50.0,
+            burst_per_address: 200,
+            rate_per_device: 20.0,
+            burst_per_device: 100,
+            trust_forwarded_for: false,
+            envelope_retention_secs: 90 * 86_400,
+            blob_retention_secs: 90 * 86_400,
+            backup_retention_secs: 0,
+            sweep_interval_secs: 300,
+            token_ttl_secs: 900,
+            challenge_ttl_secs: 60,
+            log: "info".to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_defaults_match_with_database() {
+        let cli = Cli::try_parse_from(["sotto-relay", "serve", "--database", "x.sqlite"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        let expected = ServeArgs::with_database("x.sqlite");
+        assert_eq!(format!("{args:?}"), format!("{expected:?}"));
+    }
+}

@@ -1,0 +1,90 @@
+//! The `sotto-relay` command: `serve`, `tenant create`, `backup`.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::str::FromStr;
+
+use clap::Parser;
+use sotto_relay::config::{Cli, Command, TenantCommand};
+use sotto_relay::db::{Db, migrate};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+fn init_logging(filter: &str) -> Result<(), String> {
+    let targets = Targets::from_str(filter).map_err(|e| format!("invalid log filter: {e}"))?;
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
+        .with(targets)
+        .try_init()
+        .map_err(|e| format!("logging: {e}"))
+}
+
+async fn open(database: &sotto_relay::config::DatabaseArgs) -> Result<Db, String> {
+    let db = Db::connect(database)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    migrate::run(&db)
+        .await
+        .map_err(|e| format!("migrations: {e}"))?;
+    Ok(db)
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve(args) => {
+            init_logging(&args.log)?;
+            let relay = sotto_relay::start(&args).await.map_err(|e| e.to_string())?;
+            sotto_relay::server::shutdown_signal().await;
+            tracing::info!("shutting down");
+            relay.shutdown().await.map_err(|e| e.to_string())
+        }
+        Command::Tenant {
+            command: TenantCommand::Create { name, database },
+        } => {
+            init_logging("warn")?;
+            let db = open(&database).await?;
+            let t = sotto_relay::tenant::create(&db, &name)
+                .await
+                .map_err(|e| e.to_string())?;
+            db.close().await;
+            println!("widget_id: {}", t.widget_id);
+            println!("bootstrap_code: {}", t.bootstrap_code);
+            Ok(())
+        }
+        Command::Backup(args) => {
+            init_logging("warn")?;
+            let db = open(&args.database).await?;
+            let result = sotto_relay::backup::snapshot(&db, &args.out).await;
+            db.close().await;
+            result.map_err(|e| e.to_string())?;
+            println!("snapshot written to {}", args.out.display());
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sotto-relay: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sotto-relay: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,597 @@
+//! Conversations and their epoch records.
+//!
+//! A conversation is created by its first epoch record (epoch 0), which the visitor signs; later
+//! records must carry the next epoch number. The relay checks each record the way a client
+//! checks history (`EpochRecord::verify` against the verified team chain, with the visitor
+//! devices it already knows), so only the visitor's own devices and the team's read-permitted
+//! devices can open epochs. Who may read a conversation follows: the team's active devices whose
+//! role reads, and the visitor devices named in its records.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use sotto_core::conversation::epoch::{EpochRecord, Freshness};
+use sotto_core::device::{DeviceId, DeviceRecord};
+use sotto_core::team::{Role, TeamId};
+use sotto_core::wire::WireObject;
+use sqlx::Row;
+
+use crate::audit::{self, AuditEvent};
+use crate::auth::Caller;
+use crate::db::{int, now};
+use crate::error::{ApiError, ApiResult, is_unique_violation};
+use crate::events;
+use crate::extract::{ApiJson, ApiPath, ApiQuery, from_b64, from_hex, to_b64, to_hex};
+use crate::state::AppState;
+use crate::teams::{TeamEntry, Teams, role_of};
+
+/// A conversation of the caller's tenant, with its team and visitor devices.
+pub struct Conversation {
+    /// Row id.
+    pub conv_ref: i64,
+    /// The 16-byte id.
+    pub id: [u8; 16],
+    /// The team.
+    pub team: Arc<TeamEntry>,
+    /// Cursor of the newest stored envelope (0 when none).
+    pub last_cursor: i64,
+    /// The newest epoch.
+    pub last_epoch: i64,
+    /// Creation time.
+    pub created_at: i64,
+    /// The visitor devices named in its epoch records.
+    pub visitors: Vec<DeviceId>,
+}
+
+/// How the caller takes part in a conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Participant {
+    /// One of the visitor's devices.
+    Visitor,
+    /// A team device with this role (one that reads).
+    Member(Role),
+}
+
+impl Conversation {
+    /// The caller's part, if it may read the conversation.
+    pub fn participant(&self, caller: &Caller) -> Option<Participant> {
+        if self.visitors.contains(&caller.device) {
+            return Some(Participant::Visitor);
+        }
+        role_of(&self.team.state(), &caller.device)
+            .filter(|r| r.can_read())
+            .map(Participant::Member)
+    }
+
+    /// The caller's part, or 403.
+    pub fn require_reader(&self, caller: &Caller) -> ApiResult<Participant> {
+        self.participant(caller).ok_or_else(|| {
+            ApiError::forbidden("this device does not take part in the conversation")
+        })
+    }
+
+    /// The public summary.
+    pub fn info(&self) -> ConversationInfo {
+        ConversationInfo {
+            conversation_id: to_hex(&self.id),
+            team_id: to_hex(&self.team.team_id.0),
+            last_cursor: self.last_cursor,
+            last_epoch: self.last_epoch,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// Loads conversation `id` of the caller's tenant, or 404.
+pub async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Conversation> {
+    let id: [u8; 16] = from_hex("conversation_id", id)?;
+    let row = sqlx::query(
+        "SELECT c.id, c.last_cursor, c.last_epoch, c.created_at, t.team_id FROM conversations c \
+         JOIN teams t ON t.id = c.team_ref WHERE c.tenant_id = $1 AND c.conversation_id = $2",
+    )
+    .bind(caller.tenant_id)
+    .bind(id.to_vec())
+    .fetch_optional(state.db.pool())
+    .await?
+    .ok_or_else(|| ApiError::not_found("conversation"))?;
+    let conv_ref: i64 = row.try_get("id")?;
+    let team_id: Vec<u8> = row.try_get("team_id")?;
+    let team_id = TeamId(team_id.try_into().map_err(|_| ApiError::internal())?);
+    let team = state
+        .teams
+        .get(&state.db, caller.tenant_id, &team_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    let visitors =
+        sqlx::query("SELECT device_id FROM conversation_visitors WHERE conversation_ref = $1")
+            .bind(conv_ref)
+            .fetch_all(state.db.pool())
+            .await?
+            .into_iter()
+            .map(|r| {
+                let b: Vec<u8> = r.try_get("device_id")?;
+                Ok(DeviceId(b.try_into().map_err(|_| ApiError::internal())?))
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Conversation {
+        conv_ref,
+        id,
+        team,
+        last_cursor: row.try_get("last_cursor")?,
+        last_epoch: row.try_get("last_epoch")?,
+        created_at: row.try_get("created_at")?,
+        visitors,
+    })
+}
+
+/// A conversation as listed.
+#[derive(Serialize)]
+pub struct ConversationInfo {
+    /// The conversation id (hex).
+    pub conversation_id: String,
+    /// Its team (hex).
+    pub team_id: String,
+    /// Cursor of the newest stored envelope.
+    pub last_cursor: i64,
+    /// The newest epoch.
+    pub last_epoch: i64,
+    /// Creation time, seconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+/// A body holding one epoch record.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordBody {
+    /// The epoch record's wire bytes (base64).
+    pub record: String,
+}
+
+fn decode_record(body: &RecordBody) -> ApiResult<(EpochRecord, Vec<u8>)> {
+    let bytes = from_b64("record", &body.record)?;
+    let record =
+        EpochRecord::from_wire(&bytes).map_err(|e| ApiError::invalid_wire("epoch record", e))?;
+    Ok((record, bytes))
+}
+
+/// `POST /v1/conversations`: opens a conversation with its first epoch record (epoch 0),
+/// authored by one of the visitor devices it lists (the caller).
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<RecordBody>,
+) -> ApiResult<(StatusCode, Json<ConversationInfo>)> {
+    let (record, bytes) = decode_record(&body)?;
+    if record.epoch != 0 {
+        return Err(ApiError::bad_request(
+            "bad_request",
+            "a conversation opens with epoch 0",
+        ));
+    }
+    let team = state
+        .teams
+        .get(&state.db, caller.tenant_id, &record.team)
+        .await?
+        .ok_or_else(|| ApiError::not_found("team"))?;
+    if record.author != caller.device {
+        return Err(ApiError::forbidden(
+            "an epoch record is uploaded by its author",
+        ));
+    }
+    let s = team.state();
+    if s.is_deleted() {
+        return Err(ApiError::conflict("team_deleted", "the team was deleted"));
+    }
+    record
+        .verify(&s, None, Freshness::History)
+        .map_err(|e| ApiError::refused("epoch record", e))?;
+
+    let now = now();
+    let id = record.conversation.0;
+    let mut tx = state.db.begin_write().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO conversations (tenant_id, conversation_id, team_ref, last_cursor, last_epoch, created_at) \
+         VALUES ($1, $2, $3, 0, 0, $4) RETURNING id",
+    )
+    .bind(caller.tenant_id)
+    .bind(id.to_vec())
+    .bind(team.team_ref)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await;
+    let conv_ref: i64 = match inserted {
+        Ok(row) => row.try_get("id")?,
+        Err(e) if is_unique_violation(&e) => {
+            return Err(ApiError::conflict(
+                "conversation_exists",
+                "a conversation with this id exists",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    sqlx::query(
+        "INSERT INTO epochs (conversation_ref, epoch, record, created_at) VALUES ($1, 0, $2, $3)",
+    )
+    .bind(conv_ref)
+    .bind(bytes.clone())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    insert_visitors(&mut tx, conv_ref, &record.visitor_devices).await?;
+    audit::record(
+        &mut *tx,
+        caller.tenant_id,
+        AuditEvent::ConversationCreated,
+        Some(&caller.device),
+        Some(&to_hex(&id)),
+    )
+    .await?;
+    tx.commit().await?;
+
+    let visitors: Vec<DeviceId> = record
+        .visitor_devices
+        .iter()
+        .map(DeviceRecord::id)
+        .collect();
+    let audience = events::conversation_audience(&s, &visitors, Some(caller.device));
+    state.fanout.publish(events::epoch(
+        caller.tenant_id,
+        conv_ref,
+        &id,
+        0,
+        &bytes,
+        audience,
+    ));
+    Ok((
+        StatusCode::CREATED,
+        Json(ConversationInfo {
+            conversation_id: to_hex(&id),
+            team_id: to_hex(&record.team.0),
+            last_cursor: 0,
+            last_epoch: 0,
+            created_at: now,
+        }),
+    ))
+}
+
+async fn insert_visitors(
+    conn: &mut sqlx::AnyConnection,
+    conv_ref: i64,
+    devices: &[DeviceRecord],
+) -> Result<(), sqlx::Error> {
+    for d in devices {
+        sqlx::query(
+            "INSERT INTO conversation_visitors (conversation_ref, device_id, record) VALUES ($1, $2, $3) \
+             ON CONFLICT (conversation_ref, device_id) DO NOTHING",
+        )
+        .bind(conv_ref)
+        .bind(d.id().0.to_vec())
+        .bind(d.to_wire())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Query of `GET /v1/conversations`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only this team's conversations (hex).
+    pub team_id: Option<String>,
+    /// Most conversations (default 100, at most 1000), newest first.
+    pub limit: Option<u32>,
+}
+
+/// Response of `GET /v1/conversations`.
+#[derive(Serialize)]
+pub struct ConversationList {
+    /// Newest first.
+    pub conversations: Vec<ConversationInfo>,
+}
+
+fn row_info(r: &sqlx::any::AnyRow) -> ApiResult<ConversationInfo> {
+    let id: Vec<u8> = r.try_get("conversation_id")?;
+    let team: Vec<u8> = r.try_get("team_id")?;
+    Ok(ConversationInfo {
+        conversation_id: to_hex(&id),
+        team_id: to_hex(&team),
+        last_cursor: r.try_get("last_cursor")?,
+        last_epoch: r.try_get("last_epoch")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+/// `GET /v1/conversations`: for a visitor device its own conversations; for a member device the
+/// conversations of the teams where its role reads.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<ConversationList>> {
+    let limit = i64::from(q.limit.unwrap_or(100).clamp(1, 1000));
+    let filter = q
+        .team_id
+        .as_deref()
+        .map(|t| from_hex::<16>("team_id", t))
+        .transpose()?;
+    const COLUMNS: &str = "c.conversation_id, t.team_id, c.last_cursor, c.last_epoch, c.created_at";
+    let mut out = Vec::new();
+    if caller.kind == sotto_core::device::DeviceKind::Visitor {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM conversations c JOIN teams t ON t.id = c.team_ref \
+             JOIN conversation_visitors v ON v.conversation_ref = c.id \
+             WHERE c.tenant_id = $1 AND v.device_id = $2 ORDER BY c.id DESC LIMIT $3"
+        ))
+        .bind(caller.tenant_id)
+        .bind(caller.device.0.to_vec())
+        .bind(limit)
+        .fetch_all(state.db.pool())
+        .await?;
+        for r in &rows {
+            let info = row_info(r)?;
+            if filter.is_none_or(|f| info.team_id == to_hex(&f)) {
+                out.push(info);
+            }
+        }
+    } else {
+        for team_id in Teams::ids_of_tenant(&state.db, caller.tenant_id).await? {
+            if filter.is_some_and(|f| f != team_id.0) {
+                continue;
+            }
+            let Some(entry) = state
+                .teams
+                .get(&state.db, caller.tenant_id, &team_id)
+                .await?
+            else {
+                continue;
+            };
+            if !role_of(&entry.state(), &caller.device).is_some_and(|r| r.can_read()) {
+                continue;
+            }
+            let rows = sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM conversations c JOIN teams t ON t.id = c.team_ref \
+                 WHERE c.team_ref = $1 ORDER BY c.id DESC LIMIT $2"
+            ))
+            .bind(entry.team_ref)
+            .bind(limit)
+            .fetch_all(state.db.pool())
+            .await?;
+            for r in &rows {
+                out.push(row_info(r)?);
+            }
+        }
+        out.sort_by_key(|c| std::cmp::Reverse(c.created_at));
+        out.truncate(usize::try_from(limit).unwrap_or(100));
+    }
+    Ok(Json(ConversationList { conversations: out }))
+}
+
+/// `GET /v1/conversations/{conversation_id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<ConversationInfo>> {
+    let conv = find(&state, &caller, &id).await?;
+    conv.require_reader(&caller)?;
+    Ok(Json(conv.info()))
+}
+
+/// `DELETE /v1/conversations/{conversation_id}`: deletes the conversation with its epochs,
+/// envelopes, acknowledgements and attachment blobs. Allowed to the visitor's devices and to the
+/// team's owner and admin devices.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    let conv = find(&state, &caller, &id).await?;
+    match conv.require_reader(&caller)? {
+        Participant::Visitor => {}
+        Participant::Member(role) if role.can_manage_members() => {}
+        Participant::Member(_) => {
+            return Err(ApiError::forbidden(
+                "conversations are deleted by their visitor or a team owner or admin",
+            ));
+        }
+    }
+    let mut tx = state.db.begin_write().await?;
+    sqlx::query("DELETE FROM conversations WHERE id = $1")
+        .bind(conv.conv_ref)
+        .execute(&mut *tx)
+        .await?;
+    audit::record(
+        &mut *tx,
+        caller.tenant_id,
+        AuditEvent::ConversationDeleted,
+        Some(&caller.device),
+        Some(&to_hex(&conv.id)),
+    )
+    .await?;
+    tx.commit().await?;
+    let audience =
+        events::conversation_audience(&conv.team.state(), &conv.visitors, Some(caller.device));
+    state.fanout.publish(events::conversation_deleted(
+        caller.tenant_id,
+        &conv.id,
+        audience,
+    ));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Query of `GET /v1/conversations/{conversation_id}/epochs`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EpochQuery {
+    /// First epoch (default 0).
+    pub from: Option<u64>,
+    /// Most records (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+/// One stored epoch record.
+#[derive(Serialize)]
+pub struct StoredEpoch {
+    /// The epoch number.
+    pub epoch: i64,
+    /// The record's wire bytes (base64).
+    pub record: String,
+}
+
+/// Response of `GET /v1/conversations/{conversation_id}/epochs`.
+#[derive(Serialize)]
+pub struct EpochPage {
+    /// Records in increasing epoch order.
+    pub epochs: Vec<StoredEpoch>,
+}
+
+/// `GET /v1/conversations/{conversation_id}/epochs?from=&limit=`.
+pub async fn epochs(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<EpochQuery>,
+) -> ApiResult<Json<EpochPage>> {
+    let conv = find(&state, &caller, &id).await?;
+    conv.require_reader(&caller)?;
+    let rows = sqlx::query(
+        "SELECT epoch, record FROM epochs WHERE conversation_ref = $1 AND epoch >= $2 \
+         ORDER BY epoch LIMIT $3",
+    )
+    .bind(conv.conv_ref)
+    .bind(int(q.from.unwrap_or(0)))
+    .bind(i64::from(q.limit.unwrap_or(100).clamp(1, 1000)))
+    .fetch_all(state.db.pool())
+    .await?;
+    let epochs = rows
+        .iter()
+        .map(|r| {
+            let record: Vec<u8> = r.try_get("record")?;
+            Ok(StoredEpoch {
+                epoch: r.try_get("epoch")?,
+                record: to_b64(&record),
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(EpochPage { epochs }))
+}
+
+/// Response of `POST /v1/conversations/{conversation_id}/epochs`.
+#[derive(Serialize)]
+pub struct EpochStored {
+    /// The conversation (hex).
+    pub conversation_id: String,
+    /// The stored epoch.
+    pub epoch: i64,
+}
+
+/// `POST /v1/conversations/{conversation_id}/epochs`: stores the next epoch record, authored by
+/// the caller (a visitor device of the conversation or a read-permitted team device).
+pub async fn add_epoch(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<RecordBody>,
+) -> ApiResult<(StatusCode, Json<EpochStored>)> {
+    let conv = find(&state, &caller, &id).await?;
+    conv.require_reader(&caller)?;
+    let (record, bytes) = decode_record(&body)?;
+    if record.conversation.0 != conv.id || record.team != conv.team.team_id {
+        return Err(ApiError::bad_request(
+            "bad_request",
+            "the record names another conversation or team",
+        ));
+    }
+    if record.author != caller.device {
+        return Err(ApiError::forbidden(
+            "an epoch record is uploaded by its author",
+        ));
+    }
+    let expected = conv.last_epoch.saturating_add(1);
+    if i64::from(record.epoch) != expected {
+        return Err(ApiError::conflict(
+            "epoch_conflict",
+            format!("the next epoch of this conversation is {expected}"),
+        ));
+    }
+    let known = sqlx::query("SELECT record FROM conversation_visitors WHERE conversation_ref = $1")
+        .bind(conv.conv_ref)
+        .fetch_all(state.db.pool())
+        .await?
+        .into_iter()
+        .map(|r| {
+            let b: Vec<u8> = r.try_get("record")?;
+            DeviceRecord::from_wire(&b).map_err(|_| {
+                tracing::error!("stored visitor record does not decode");
+                ApiError::internal()
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let s = conv.team.state();
+    record
+        .verify(&s, Some(&known), Freshness::History)
+        .map_err(|e| ApiError::refused("epoch record", e))?;
+
+    let mut tx = state.db.begin_write().await?;
+    let moved =
+        sqlx::query("UPDATE conversations SET last_epoch = $1 WHERE id = $2 AND last_epoch = $3")
+            .bind(expected)
+            .bind(conv.conv_ref)
+            .bind(conv.last_epoch)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    if moved != 1 {
+        return Err(ApiError::conflict(
+            "epoch_conflict",
+            "another epoch record was stored first; fetch it and retry",
+        ));
+    }
+    match sqlx::query(
+        "INSERT INTO epochs (conversation_ref, epoch, record, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(conv.conv_ref)
+    .bind(expected)
+    .bind(bytes.clone())
+    .bind(now())
+    .execute(&mut *tx)
+    .await
+    {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => {
+            return Err(ApiError::conflict(
+                "epoch_conflict",
+                "another epoch record was stored first; fetch it and retry",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    insert_visitors(&mut tx, conv.conv_ref, &record.visitor_devices).await?;
+    tx.commit().await?;
+
+    let visitors: Vec<DeviceId> = record
+        .visitor_devices
+        .iter()
+        .map(DeviceRecord::id)
+        .collect();
+    let audience = events::conversation_audience(&s, &visitors, Some(caller.device));
+    state.fanout.publish(events::epoch(
+        caller.tenant_id,
+        conv.conv_ref,
+        &conv.id,
+        expected,
+        &bytes,
+        audience,
+    ));
+    Ok((
+        StatusCode::CREATED,
+        Json(EpochStored {
+            conversation_id: to_hex(&conv.id),
+            epoch: expected,
+        }),
+    ))
+}

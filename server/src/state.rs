@@ -1,0 +1,82 @@
+//! What every handler shares: the database, settings, caches, fan-out, metrics and limits.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use sotto_core::device::DeviceId;
+use tokio::sync::watch;
+
+use crate::auth::TokenCache;
+use crate::config::ServeArgs;
+use crate::db::Db;
+use crate::fanout::Fanout;
+use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
+use crate::teams::Teams;
+
+/// Settings fixed at start.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The public origin devices sign in the authentication challenge.
+    pub origin: String,
+    /// Largest JSON body, except blob uploads.
+    pub max_body_bytes: usize,
+    /// Largest blob after decoding.
+    pub max_blob_bytes: usize,
+    /// Token lifetime, seconds.
+    pub token_ttl_secs: i64,
+    /// Challenge lifetime, seconds.
+    pub challenge_ttl_secs: i64,
+    /// Whether `X-Forwarded-For` names the client.
+    pub trust_forwarded_for: bool,
+    /// Envelope retention, seconds (0 keeps).
+    pub envelope_retention_secs: i64,
+    /// Attachment retention, seconds (0 keeps).
+    pub blob_retention_secs: i64,
+    /// Backup retention, seconds (0 keeps).
+    pub backup_retention_secs: i64,
+    /// Seconds between sweeps.
+    pub sweep_interval_secs: u64,
+}
+
+impl Settings {
+    /// Settings from the command line, with the origin the relay is reachable at.
+    pub fn from_args(args: &ServeArgs, origin: String) -> Self {
+        let secs = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        Settings {
+            origin,
+            max_body_bytes: args.max_body_bytes,
+            max_blob_bytes: args.max_blob_bytes,
+            token_ttl_secs: secs(args.token_ttl_secs.max(1)),
+            challenge_ttl_secs: secs(args.challenge_ttl_secs.max(1)),
+            trust_forwarded_for: args.trust_forwarded_for,
+            envelope_retention_secs: secs(args.envelope_retention_secs),
+            blob_retention_secs: secs(args.blob_retention_secs),
+            backup_retention_secs: secs(args.backup_retention_secs),
+            sweep_interval_secs: args.sweep_interval_secs.max(1),
+        }
+    }
+}
+
+/// The shared state of a running relay. Cloning is cheap.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub db: Db,
+    /// Fixed settings.
+    pub settings: Arc<Settings>,
+    /// Verified team chain states.
+    pub teams: Arc<Teams>,
+    /// Recently used tokens.
+    pub tokens: Arc<TokenCache>,
+    /// Push fan-out to WebSocket connections.
+    pub fanout: Arc<dyn Fanout>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Per-address limits.
+    pub address_limits: Arc<RateLimiter<IpAddr>>,
+    /// Per-device limits, keyed by tenant and device.
+    pub device_limits: Arc<RateLimiter<(i64, DeviceId)>>,
+    /// Becomes `true` when the relay shuts down.
+    pub shutdown: watch::Receiver<bool>,
+}
