@@ -61,15 +61,16 @@ fn sweep_error(e: &sqlx::Error) -> String {
 async fn batched(state: &AppState, sql: &str, binds: &[i64]) -> Result<u64, sqlx::Error> {
     let mut total = 0;
     loop {
-        let mut q = sqlx::query(sql);
-        for b in binds {
-            q = q.bind(*b);
-        }
-        let n = q
-            .bind(BATCH)
-            .execute(state.db.pool())
-            .await?
-            .rows_affected();
+        let n = state
+            .db
+            .write(async |c| {
+                let mut q = sqlx::query(sql);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                Ok(q.bind(BATCH).execute(c).await?.rows_affected())
+            })
+            .await?;
         total += n;
         if n < u64::try_from(BATCH).unwrap_or(0) {
             return Ok(total);
@@ -81,16 +82,20 @@ async fn batched(state: &AppState, sql: &str, binds: &[i64]) -> Result<u64, sqlx
 pub async fn sweep_once(state: &AppState, now: i64) -> Result<SweepReport, sqlx::Error> {
     let s = &state.settings;
     let mut report = SweepReport::default();
-    report.auth += sqlx::query("DELETE FROM auth_challenges WHERE expires_at <= $1")
-        .bind(now)
-        .execute(state.db.pool())
-        .await?
-        .rows_affected();
-    report.auth += sqlx::query("DELETE FROM auth_tokens WHERE expires_at <= $1")
-        .bind(now)
-        .execute(state.db.pool())
-        .await?
-        .rows_affected();
+    report.auth += batched(
+        state,
+        "DELETE FROM auth_challenges WHERE challenge_hash IN \
+         (SELECT challenge_hash FROM auth_challenges WHERE expires_at <= $1 LIMIT $2)",
+        &[now],
+    )
+    .await?;
+    report.auth += batched(
+        state,
+        "DELETE FROM auth_tokens WHERE token_hash IN \
+         (SELECT token_hash FROM auth_tokens WHERE expires_at <= $1 LIMIT $2)",
+        &[now],
+    )
+    .await?;
     state.tokens.prune(now);
     state.address_limits.prune();
     state.device_limits.prune();

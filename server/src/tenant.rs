@@ -45,14 +45,17 @@ impl From<sqlx::Error> for TenantError {
 pub async fn create(db: &Db, name: &str) -> Result<NewTenant, TenantError> {
     let widget_id: [u8; 16] = random_bytes().map_err(|_| TenantError::Random)?;
     let code: [u8; 32] = random_bytes().map_err(|_| TenantError::Random)?;
-    sqlx::query(
-        "INSERT INTO tenants (name, widget_id, bootstrap_hash, created_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(name.to_owned())
-    .bind(widget_id.to_vec())
-    .bind(hash(&code).to_vec())
-    .bind(now())
-    .execute(db.pool())
+    db.write(async |c| {
+        sqlx::query(
+            "INSERT INTO tenants (name, widget_id, bootstrap_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(name.to_owned())
+        .bind(widget_id.to_vec())
+        .bind(hash(&code).to_vec())
+        .bind(now())
+        .execute(c)
+        .await
+    })
     .await?;
     Ok(NewTenant {
         widget_id: to_hex(&widget_id),

@@ -184,14 +184,14 @@ async fn concurrent_appends_exactly_one_wins() {
 
 #[tokio::test]
 async fn two_relay_nodes_on_one_database_never_both_accept() {
-    // Two relays on one SQLite file stand in for two nodes on one PostgreSQL: each has its own
+    // Two relays on one database (SQLite file, or PostgreSQL with SOTTO_TEST_POSTGRES): each has its own
     // cached chain state, and the (team, seq) uniqueness in the database decides.
     let relay = TestRelay::start().await;
     let tenant = relay.tenant("acme").await;
     let mut team = TeamFixture::create(&relay, &tenant).await;
     let team_hex = team.team_hex();
     let mut a = args(&relay.db_path);
-    a.rate_per_address = 0.0;
+    a.database.url = relay.database_url.clone();
     let second = sotto_relay::start(&a).await.unwrap();
     let mut owner_b = Client::new(
         &format!("http://{}", second.addr()),

@@ -322,7 +322,7 @@ async fn logs_never_hold_bodies_keys_or_tokens() {
 
 #[tokio::test]
 async fn the_database_holds_only_ciphertext() {
-    let mut relay = TestRelay::start().await;
+    let mut relay = TestRelay::start_sqlite(|_| {}).await;
     let w = World::new(&relay, "acme").await;
     let conv = w.conversation.hex();
     let plain: [&[u8]; 4] = [
@@ -440,7 +440,7 @@ async fn the_database_holds_only_ciphertext() {
 
 #[tokio::test]
 async fn backup_snapshot_restores_with_every_envelope() {
-    let relay = TestRelay::start().await;
+    let relay = TestRelay::start_sqlite(|_| {}).await;
     let w = World::new(&relay, "acme").await;
     let conv = w.conversation.hex();
     let mut chain = w.conversation.chain(&w.visitor.device, MessageKind::Text);

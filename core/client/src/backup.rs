@@ -143,13 +143,9 @@ impl KdfParams {
     }
 
     fn derive(&self, passphrase: &str, salt: &[u8; SALT_LEN]) -> Result<AeadKey> {
-        let params = argon2::Params::new(
-            self.memory_kib,
-            self.iterations,
-            self.parallelism,
-            Some(32),
-        )
-        .map_err(|_| Error::BackupKdfParams)?;
+        let params =
+            argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
+                .map_err(|_| Error::BackupKdfParams)?;
         let argon = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut out = Zeroizing::new([0u8; 32]);
         argon
@@ -411,7 +407,10 @@ fn encode_payload(entries: &[BackupEntry]) -> Result<Zeroizing<Vec<u8>>> {
     }
     let mut sorted: Vec<&BackupEntry> = entries.iter().collect();
     sorted.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-    if sorted.windows(2).any(|w| w.first().map(|e| &e.id) == w.get(1).map(|e| &e.id)) {
+    if sorted
+        .windows(2)
+        .any(|w| w.first().map(|e| &e.id) == w.get(1).map(|e| &e.id))
+    {
         return Err(Error::DuplicateRecord);
     }
     let mut total: usize = 4;

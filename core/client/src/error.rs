@@ -117,9 +117,9 @@ impl fmt::Display for Error {
             Error::BackupDecryptionFailed => f.write_str(
                 "the backup does not open: wrong recovery words or passphrase, or it was altered",
             ),
-            Error::BackupWrongKind => {
-                f.write_str("the backup is sealed to another kind of secret (recovery key or passphrase)")
-            }
+            Error::BackupWrongKind => f.write_str(
+                "the backup is sealed to another kind of secret (recovery key or passphrase)",
+            ),
             Error::BackupKdfParams => f.write_str("backup key-derivation parameters out of bounds"),
             Error::BackupPassphrase => f.write_str("the backup passphrase is empty or too long"),
             Error::BackupTooLarge => f.write_str("too much data for one backup"),
@@ -154,7 +154,10 @@ mod tests {
         assert_eq!(e.code(), "decode_truncated");
         let e: Error = sotto_core::Error::RecoveryChecksum.into();
         assert_eq!(e.code(), "recovery_checksum");
-        assert_eq!(e.to_string(), sotto_core::Error::RecoveryChecksum.to_string());
+        assert_eq!(
+            e.to_string(),
+            sotto_core::Error::RecoveryChecksum.to_string()
+        );
     }
 
     #[test]
@@ -182,7 +185,10 @@ mod tests {
         ];
         let mut codes: Vec<&str> = all.iter().map(Error::code).collect();
         for c in &codes {
-            assert!(c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'), "{c}");
+            assert!(
+                c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'),
+                "{c}"
+            );
         }
         codes.sort_unstable();
         codes.dedup();

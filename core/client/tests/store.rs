@@ -33,9 +33,7 @@ mod sqlite {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use sotto_client::Error;
-    use sotto_client::store::{
-        EncryptedStore, MAX_SEALED_LEN, Query, SqliteStore, Store, Update,
-    };
+    use sotto_client::store::{EncryptedStore, MAX_SEALED_LEN, Query, SqliteStore, Store, Update};
     use sqlx::{Connection, SqliteConnection};
 
     use crate::common::suite::{self, Harness, id, key, ns};
@@ -113,7 +111,10 @@ mod sqlite {
             .unwrap();
         let a = id("device", b"me");
         let b = id("device", b"you");
-        store.put(&a, b"ed25519 seed and x25519 secret").await.unwrap();
+        store
+            .put(&a, b"ed25519 seed and x25519 secret")
+            .await
+            .unwrap();
         store.put(&b, b"another value").await.unwrap();
 
         let mut conn = raw_connection(&path).await;
@@ -132,7 +133,11 @@ mod sqlite {
             .execute(&mut conn)
             .await
             .unwrap();
-            assert_eq!(store.get(&a).await.unwrap_err().code(), "store_tampered", "{edit}");
+            assert_eq!(
+                store.get(&a).await.unwrap_err().code(),
+                "store_tampered",
+                "{edit}"
+            );
             sqlx::query("UPDATE record SET value = ?1 WHERE namespace = 'device' AND key = ?2")
                 .bind(&original.0)
                 .bind(&b"me"[..])
@@ -172,7 +177,10 @@ mod sqlite {
             .execute(&mut conn)
             .await
             .unwrap();
-        assert_eq!(store.get(&b).await.unwrap().unwrap().value.as_slice(), b"another value");
+        assert_eq!(
+            store.get(&b).await.unwrap().unwrap().value.as_slice(),
+            b"another value"
+        );
         sqlx::query("UPDATE record SET key = ?1 WHERE namespace = 'device' AND key = ?2")
             .bind(&b"moved"[..])
             .bind(&b"you"[..])
@@ -214,9 +222,16 @@ mod sqlite {
             .execute(&mut conn)
             .await
             .unwrap();
-        assert_eq!(store.get(&id("msg", b"k")).await.unwrap_err().code(), "store_tampered");
         assert_eq!(
-            store.list(&ns("msg"), &Query::default()).await.unwrap_err().code(),
+            store.get(&id("msg", b"k")).await.unwrap_err().code(),
+            "store_tampered"
+        );
+        assert_eq!(
+            store
+                .list(&ns("msg"), &Query::default())
+                .await
+                .unwrap_err()
+                .code(),
             "store_tampered"
         );
         // A value of the wrong SQL type, a bad namespace, an over-long key, a bad version.
@@ -230,7 +245,10 @@ mod sqlite {
             .execute(&mut conn)
             .await
             .unwrap();
-        assert_eq!(store.namespaces().await.unwrap_err().code(), "store_corrupt");
+        assert_eq!(
+            store.namespaces().await.unwrap_err().code(),
+            "store_corrupt"
+        );
         sqlx::query("DELETE FROM record WHERE namespace = 'Bad Namespace'")
             .execute(&mut conn)
             .await
@@ -240,7 +258,11 @@ mod sqlite {
             .await
             .unwrap();
         assert_eq!(
-            store.list(&ns("msg"), &Query::prefix(vec![0])).await.unwrap_err().code(),
+            store
+                .list(&ns("msg"), &Query::prefix(vec![0]))
+                .await
+                .unwrap_err()
+                .code(),
             "store_corrupt"
         );
         sqlx::query("UPDATE record SET version = -3 WHERE key = ?1")
@@ -257,7 +279,10 @@ mod sqlite {
             .execute(&mut conn)
             .await
             .unwrap(); // ... unless an attacker turns it off
-        assert_eq!(store.get(&id("msg", b"k")).await.unwrap_err().code(), "store_corrupt");
+        assert_eq!(
+            store.get(&id("msg", b"k")).await.unwrap_err().code(),
+            "store_corrupt"
+        );
         conn.close().await.unwrap();
         store.backend().close().await;
         remove_db(&path);
@@ -312,17 +337,35 @@ mod sqlite {
         let marker = id("epoch", b"shred-me");
         s.put(&marker, &[0x5A; 4000]).await.unwrap();
         let sealed = s.backend().get(&marker).await.unwrap().unwrap().sealed;
+        let needle = &sealed[100..164];
+        let found_in_files = || {
+            let mut bytes = std::fs::read(&path).unwrap();
+            let mut wal = path.as_os_str().to_owned();
+            wal.push("-wal");
+            bytes.extend(std::fs::read(&wal).unwrap_or_default());
+            bytes.windows(needle.len()).any(|w| w == needle)
+        };
+        assert!(
+            found_in_files(),
+            "the value is in the files while it exists"
+        );
         s.delete(&marker).await.unwrap();
-        s.backend().close().await;
-        let mut file = std::fs::read(&path).unwrap();
+        assert!(
+            !found_in_files(),
+            "a deleted value is gone from the database file and the write-ahead log"
+        );
+        // An overwritten value leaves at a checkpoint.
+        s.put(&marker, &[0x5A; 4000]).await.unwrap();
+        let old = s.backend().get(&marker).await.unwrap().unwrap().sealed;
+        s.put(&marker, b"new state").await.unwrap();
+        s.backend().checkpoint().await.unwrap();
+        let needle = &old[100..164];
+        let mut bytes = std::fs::read(&path).unwrap();
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
-        file.extend(std::fs::read(&wal).unwrap_or_default());
-        let needle = &sealed[100..164];
-        assert!(
-            !file.windows(needle.len()).any(|w| w == needle),
-            "secure_delete: the deleted ciphertext is gone from the file"
-        );
+        bytes.extend(std::fs::read(&wal).unwrap_or_default());
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle));
+        s.backend().close().await;
         remove_db(&path);
     }
 
@@ -388,30 +431,34 @@ mod sqlite {
             .await
             .unwrap();
         for (rid, v) in &records {
-            assert_eq!(store.get(rid).await.unwrap().unwrap().value.as_slice(), v.as_slice());
+            assert_eq!(
+                store.get(rid).await.unwrap().unwrap().value.as_slice(),
+                v.as_slice()
+            );
         }
         store.backend().close().await;
         remove_db(&path);
     }
 
-    #[test]
-    fn store_futures_are_send() {
+    #[tokio::test]
+    async fn store_futures_are_send() {
         fn assert_send<T: Send>(_: &T) {}
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        rt.block_on(async {
-            let path = temp_db("send");
-            let store = EncryptedStore::open(SqliteStore::open(&path).await.unwrap(), key(1))
-                .await
-                .unwrap();
-            let rid = id("n", b"k");
-            let fut = store.put(&rid, b"v");
-            assert_send(&fut);
-            fut.await.unwrap();
-            let fut = store.update(&rid, |_| Ok((Update::Keep, ())));
-            assert_send(&fut);
-            fut.await.unwrap();
-            store.backend().close().await;
-            remove_db(&path);
-        });
+        let path = temp_db("send");
+        let store = EncryptedStore::open(SqliteStore::open(&path).await.unwrap(), key(1))
+            .await
+            .unwrap();
+        let rid = id("n", b"k");
+        let fut = store.put(&rid, b"v");
+        assert_send(&fut);
+        fut.await.unwrap();
+        let fut = store.update(&rid, |_| Ok((Update::Keep, ())));
+        assert_send(&fut);
+        fut.await.unwrap();
+        let (n, q) = (ns("n"), Query::default());
+        let fut = store.list(&n, &q);
+        assert_send(&fut);
+        assert_eq!(fut.await.unwrap().len(), 1);
+        store.backend().close().await;
+        remove_db(&path);
     }
 }

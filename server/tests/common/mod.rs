@@ -75,6 +75,23 @@ impl Drop for TempDir {
     }
 }
 
+/// Creates an empty PostgreSQL database and returns its URL.
+async fn fresh_postgres_database(admin: &str) -> String {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut r = [0u8; 8];
+    getrandom::fill(&mut r).unwrap();
+    let name = format!("sotto_relay_test_{}", hex::encode(r));
+    let mut conn = sqlx::AnyConnection::connect(admin).await.unwrap();
+    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
+
 /// Test defaults: port 0, generous limits so tests that are not about limits never hit them.
 pub fn args(db: &Path) -> ServeArgs {
     let mut a = ServeArgs::with_database(db.to_str().unwrap());
@@ -119,6 +136,8 @@ pub struct TestRelay {
     pub relay: Option<Relay>,
     pub dir: TempDir,
     pub db_path: PathBuf,
+    /// The database the relay uses (the SQLite path or a PostgreSQL URL).
+    pub database_url: String,
     pub base: String,
     pub http: reqwest::Client,
 }
@@ -135,7 +154,28 @@ impl TestRelay {
         Self::start_with(|_| {}).await
     }
 
+    /// With `SOTTO_TEST_POSTGRES` set to an administrative PostgreSQL URL (for example
+    /// `postgres://postgres@127.0.0.1:5432/postgres`), each relay gets a fresh PostgreSQL
+    /// database instead of a SQLite file (tests that need the SQLite file use
+    /// [`TestRelay::start_sqlite`]).
     pub async fn start_with(configure: impl FnOnce(&mut ServeArgs)) -> Self {
+        match std::env::var("SOTTO_TEST_POSTGRES") {
+            Ok(admin) if !admin.is_empty() => {
+                let url = fresh_postgres_database(&admin).await;
+                let dir = TempDir::new();
+                let db_path = dir.path().join("unused.sqlite");
+                Self::start_on(dir, db_path, |a| {
+                    a.database.url = url;
+                    configure(a);
+                })
+                .await
+            }
+            _ => Self::start_sqlite(configure).await,
+        }
+    }
+
+    /// Always on a temporary SQLite file.
+    pub async fn start_sqlite(configure: impl FnOnce(&mut ServeArgs)) -> Self {
         let dir = TempDir::new();
         let db_path = dir.path().join("relay.sqlite");
         Self::start_on(dir, db_path, configure).await
@@ -155,6 +195,7 @@ impl TestRelay {
             relay: Some(relay),
             dir,
             db_path,
+            database_url: a.database.url.clone(),
             base,
             http: reqwest::Client::new(),
         }

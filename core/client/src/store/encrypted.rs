@@ -14,8 +14,8 @@ use super::schema::{
     schema_id,
 };
 use super::{
-    Expect, MAX_KEY_LEN, MAX_SEALED_LEN, MAX_VALUE_LEN, Namespace, Op, Query, RawRecord,
-    RecordId, Store, Version, check_distinct,
+    Expect, MAX_KEY_LEN, MAX_SEALED_LEN, MAX_VALUE_LEN, Namespace, Op, Query, RawRecord, RecordId,
+    Store, Version, check_distinct,
 };
 use crate::rng::os_rng;
 use crate::{Error, Result};
@@ -324,7 +324,11 @@ impl<S: Store> EncryptedStore<S> {
     }
 
     /// The records of `namespace` selected by `query`, decrypted, in key order.
-    pub async fn list(&self, namespace: &Namespace, query: &Query) -> Result<Vec<(RecordId, Entry)>> {
+    pub async fn list(
+        &self,
+        namespace: &Namespace,
+        query: &Query,
+    ) -> Result<Vec<(RecordId, Entry)>> {
         check_not_reserved(namespace)?;
         if query.prefix.len() > MAX_KEY_LEN {
             return Err(Error::InvalidRecordId("prefix longer than 256 bytes"));
@@ -333,12 +337,16 @@ impl<S: Store> EncryptedStore<S> {
         if let Some(limit) = query.limit
             && rows.len() > usize::try_from(limit).unwrap_or(usize::MAX)
         {
-            return Err(Error::Corrupt("backend returned more records than the limit"));
+            return Err(Error::Corrupt(
+                "backend returned more records than the limit",
+            ));
         }
         let mut out = Vec::with_capacity(rows.len());
         for (key, raw) in rows {
             if !query.matches(&key) {
-                return Err(Error::Corrupt("backend returned a record outside the query"));
+                return Err(Error::Corrupt(
+                    "backend returned a record outside the query",
+                ));
             }
             let id = RecordId::new(namespace, key).map_err(|_| Error::Corrupt("key too long"))?;
             let value = self.open_raw(CURRENT_SCHEMA, &id, &raw)?;
@@ -465,7 +473,9 @@ impl<S: Store> EncryptedStore<S> {
 
 fn check_not_reserved(ns: &Namespace) -> Result<()> {
     if ns.is_reserved() {
-        return Err(Error::InvalidRecordId("namespaces starting with \"sotto.\" are reserved"));
+        return Err(Error::InvalidRecordId(
+            "namespaces starting with \"sotto.\" are reserved",
+        ));
     }
     Ok(())
 }

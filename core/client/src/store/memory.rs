@@ -38,7 +38,9 @@ impl MemoryStore {
     fn lock(&self) -> MutexGuard<'_, State> {
         // No code panics while holding the lock, and every commit checks before it changes
         // anything, so a poisoned lock still guards a consistent state.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -51,7 +53,11 @@ impl Store for MemoryStore {
             .cloned())
     }
 
-    async fn list(&self, namespace: &Namespace, query: &Query) -> Result<Vec<(Vec<u8>, RawRecord)>> {
+    async fn list(
+        &self,
+        namespace: &Namespace,
+        query: &Query,
+    ) -> Result<Vec<(Vec<u8>, RawRecord)>> {
         use core::ops::Bound;
         let state = self.lock();
         let start = Bound::Included((namespace.clone(), query.prefix.clone()));

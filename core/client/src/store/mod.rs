@@ -122,10 +122,9 @@ impl Namespace {
         if name.is_empty() || name.len() > MAX_NAMESPACE_LEN {
             return Err(Error::InvalidRecordId("namespace must be 1 to 64 bytes"));
         }
-        if !name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'))
-        {
+        if !name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
+        }) {
             return Err(Error::InvalidRecordId(
                 "namespace may only hold a-z, 0-9, '.', '-' and '_'",
             ));

@@ -25,9 +25,13 @@
 //! - `synchronous = FULL`: a commit is on disk when it returns. A sender chain written with a
 //!   lost commit would come back at an old counter after a power cut and reuse message keys and
 //!   nonces; the extra fsync per commit is the price of never doing that.
-//! - `secure_delete = ON`: deleted values are overwritten in the database file, so deleting
-//!   epoch secrets or a team's keys leaves no ciphertext behind in free pages. (Frames of the
-//!   write-ahead log are reused or truncated at checkpoints.)
+//! - `secure_delete = ON`, and a `wal_checkpoint(TRUNCATE)` after every commit that deletes:
+//!   deleted values are overwritten in the database file and gone from the write-ahead log, so
+//!   deleting epoch secrets or a team's keys leaves no ciphertext of them in the files (what the
+//!   filesystem or flash keeps of old blocks is out of reach; the store key protects it).
+//!   Values that are overwritten rather than deleted (a sender chain's previous state) stay in
+//!   the log until the next checkpoint: automatic every thousand pages, or
+//!   [`SqliteStore::checkpoint`].
 //! - Commits take SQLite's write lock up front (`BEGIN IMMEDIATE`) after an in-process async
 //!   lock, so transactions of one process queue without busy errors and another process waits
 //!   up to the busy timeout.
@@ -158,6 +162,23 @@ impl SqliteStore {
             .map_err(backend)
     }
 
+    /// Copies the write-ahead log into the database file and truncates it, so values that were
+    /// overwritten (old chain states) no longer linger in the log. SQLite also checkpoints on
+    /// its own every thousand pages; commits that delete records checkpoint at once. An
+    /// application may call this when it goes to the background.
+    pub async fn checkpoint(&self) -> Result<()> {
+        let _writer = self.writer.lock().await;
+        self.checkpoint_locked().await
+    }
+
+    async fn checkpoint_locked(&self) -> Result<()> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
     /// Closes every connection (checkpointing the write-ahead log). Later calls fail.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -205,7 +226,11 @@ impl Store for SqliteStore {
             .transpose()
     }
 
-    async fn list(&self, namespace: &Namespace, query: &Query) -> Result<Vec<(Vec<u8>, RawRecord)>> {
+    async fn list(
+        &self,
+        namespace: &Namespace,
+        query: &Query,
+    ) -> Result<Vec<(Vec<u8>, RawRecord)>> {
         // ?1 namespace, ?2 lower bound (the prefix), ?3 upper bound (its successor) or NULL,
         // ?4 the `after` key or NULL, ?5 the limit (-1: none).
         let after = if query.descending {
@@ -320,6 +345,11 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
         }
         tx.commit().await.map_err(backend)?;
+        if ops.iter().any(|op| matches!(op, Op::Delete { .. })) {
+            // Deleted values must leave the write-ahead log too, not only the database pages
+            // (secure_delete). Best effort: the commit stands whatever the checkpoint does.
+            let _ = self.checkpoint_locked().await;
+        }
         if has_puts {
             to_version(version)
         } else {

@@ -88,7 +88,11 @@ pub async fn round_trip<H: Harness>(h: &mut H) {
     // Values are sealed: the backend holds nonce || ciphertext || tag, never the plaintext.
     let raw = store.backend().get(&long).await.unwrap().unwrap();
     assert_eq!(raw.sealed.len(), binary.len() + 40);
-    assert!(!raw.sealed.windows(16).any(|w| binary.windows(16).next() == Some(w)));
+    assert!(
+        !raw.sealed
+            .windows(16)
+            .any(|w| binary.windows(16).next() == Some(w))
+    );
     // Two writes of one value give different ciphertexts (fresh nonces).
     store.put(&empty, b"x").await.unwrap();
     let s1 = store.backend().get(&empty).await.unwrap().unwrap().sealed;
@@ -127,7 +131,12 @@ pub async fn tampering_is_detected<H: Harness>(h: &mut H) {
             "byte {i}"
         );
         assert_eq!(err.code(), "store_tampered");
-        assert!(store.list(&ns("chain.send"), &Query::default()).await.is_err());
+        assert!(
+            store
+                .list(&ns("chain.send"), &Query::default())
+                .await
+                .is_err()
+        );
     }
     // Truncated and emptied values.
     for cut in [0, 10, 39, original.len() - 1] {
@@ -165,11 +174,15 @@ pub async fn wrong_key_is_refused<H: Harness>(h: &mut H) {
     let a = id("device", b"");
     store.put(&a, b"device secrets").await.unwrap();
     drop(store);
-    let err = EncryptedStore::open(h.reopen().await, key(2)).await.unwrap_err();
+    let err = EncryptedStore::open(h.reopen().await, key(2))
+        .await
+        .unwrap_err();
     assert_eq!(err, Error::WrongStoreKey);
     assert_eq!(err.code(), "store_wrong_key");
     // The right key still opens it, untouched by the refused attempt.
-    let store = EncryptedStore::open(h.reopen().await, key(1)).await.unwrap();
+    let store = EncryptedStore::open(h.reopen().await, key(1))
+        .await
+        .unwrap();
     assert_eq!(value(&store, &a).await.unwrap(), b"device secrets");
 }
 
@@ -205,7 +218,8 @@ pub async fn transactions_are_all_or_nothing<H: Harness>(h: &mut H) {
 
     // A batch that names a record twice, or holds an oversized value, is refused whole.
     let mut txn = Transaction::new();
-    txn.put(a.clone(), b"x", Expect::Any).delete(a.clone(), Expect::Any);
+    txn.put(a.clone(), b"x", Expect::Any)
+        .delete(a.clone(), Expect::Any);
     assert_eq!(store.commit(txn).await, Err(Error::DuplicateRecord));
     let mut txn = Transaction::new();
     txn.put(a.clone(), b"x", Expect::Any)
@@ -241,7 +255,10 @@ pub async fn version_conflicts<H: Harness>(h: &mut H) {
     let mut stale = Transaction::new();
     stale.put(chain.clone(), b"counter 1 (writer B)", Expect::Version(v1));
     assert!(store.commit(stale).await.unwrap_err().is_conflict());
-    assert_eq!(value(&store, &chain).await.unwrap(), b"counter 1 (writer A)");
+    assert_eq!(
+        value(&store, &chain).await.unwrap(),
+        b"counter 1 (writer A)"
+    );
 
     // Absent: create-only.
     let mut again = Transaction::new();
@@ -309,18 +326,25 @@ pub async fn prefix_listing<H: Harness>(h: &mut H) {
         }
     }
     // Neighbouring namespaces and edge keys must not leak into listings.
-    txn.put(id("msgs", &[1, 0, 0, 0, 0]), b"other namespace", Expect::Any)
-        .put(id("ms", &[1]), b"shorter namespace", Expect::Any)
-        .put(id("msg", &[0xFF]), b"ff", Expect::Any)
-        .put(id("msg", &[0xFF, 0xFF]), b"ffff", Expect::Any)
-        .put(id("msg", &[]), b"empty key", Expect::Any);
+    txn.put(
+        id("msgs", &[1, 0, 0, 0, 0]),
+        b"other namespace",
+        Expect::Any,
+    )
+    .put(id("ms", &[1]), b"shorter namespace", Expect::Any)
+    .put(id("msg", &[0xFF]), b"ff", Expect::Any)
+    .put(id("msg", &[0xFF, 0xFF]), b"ffff", Expect::Any)
+    .put(id("msg", &[]), b"empty key", Expect::Any);
     store.commit(txn).await.unwrap();
 
     let keys = |rows: Vec<(RecordId, sotto_client::store::Entry)>| {
         rows.into_iter()
             .map(|(rid, e)| {
                 assert_eq!(rid.namespace(), &msgs);
-                (rid.key().to_vec(), String::from_utf8(e.value.to_vec()).unwrap())
+                (
+                    rid.key().to_vec(),
+                    String::from_utf8(e.value.to_vec()).unwrap(),
+                )
             })
             .collect::<Vec<_>>()
     };
@@ -337,26 +361,73 @@ pub async fn prefix_listing<H: Harness>(h: &mut H) {
     assert_eq!(all[12].0, vec![0xFF, 0xFF]);
     let ff = keys(store.list(&msgs, &Query::prefix(vec![0xFF])).await.unwrap());
     assert_eq!(ff.len(), 2);
-    let ffff = keys(store.list(&msgs, &Query::prefix(vec![0xFF, 0xFF])).await.unwrap());
+    let ffff = keys(
+        store
+            .list(&msgs, &Query::prefix(vec![0xFF, 0xFF]))
+            .await
+            .unwrap(),
+    );
     assert_eq!(ffff.len(), 1);
-    assert!(store.list(&msgs, &Query::prefix(vec![3])).await.unwrap().is_empty());
-    assert!(store.list(&ns("nothing"), &Query::default()).await.unwrap().is_empty());
+    assert!(
+        store
+            .list(&msgs, &Query::prefix(vec![3]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .list(&ns("nothing"), &Query::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Newest first, in pages of two.
     let q = Query::prefix(vec![2]).descending().limit(2);
     let page1 = keys(store.list(&msgs, &q).await.unwrap());
-    assert_eq!(page1.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>(), ["conv 2 msg 4", "conv 2 msg 3"]);
-    let page2 = keys(store.list(&msgs, &q.clone().after(page1[1].0.clone())).await.unwrap());
-    assert_eq!(page2.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>(), ["conv 2 msg 2", "conv 2 msg 1"]);
-    let page3 = keys(store.list(&msgs, &q.clone().after(page2[1].0.clone())).await.unwrap());
-    assert_eq!(page3.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>(), ["conv 2 msg 0"]);
+    assert_eq!(
+        page1.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>(),
+        ["conv 2 msg 4", "conv 2 msg 3"]
+    );
+    let page2 = keys(
+        store
+            .list(&msgs, &q.clone().after(page1[1].0.clone()))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        page2.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>(),
+        ["conv 2 msg 2", "conv 2 msg 1"]
+    );
+    let page3 = keys(
+        store
+            .list(&msgs, &q.clone().after(page2[1].0.clone()))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        page3.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>(),
+        ["conv 2 msg 0"]
+    );
     // Ascending pages.
     let q = Query::prefix(vec![1]).limit(3);
     let page1 = keys(store.list(&msgs, &q).await.unwrap());
-    let page2 = keys(store.list(&msgs, &q.clone().after(page1[2].0.clone())).await.unwrap());
+    let page2 = keys(
+        store
+            .list(&msgs, &q.clone().after(page1[2].0.clone()))
+            .await
+            .unwrap(),
+    );
     assert_eq!(page1.len() + page2.len(), 5);
     assert_eq!(page2[0].1, "conv 1 msg 3");
-    assert!(store.list(&msgs, &Query::default().limit(0)).await.unwrap().is_empty());
+    assert!(
+        store
+            .list(&msgs, &Query::default().limit(0))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     assert_eq!(
         store.namespaces().await.unwrap(),
@@ -372,7 +443,9 @@ pub async fn persists_across_reopen<H: Harness>(h: &mut H) {
     }
     let before = store.get(&rids[7]).await.unwrap().unwrap().version;
     drop(store);
-    let store = EncryptedStore::open(h.reopen().await, key(1)).await.unwrap();
+    let store = EncryptedStore::open(h.reopen().await, key(1))
+        .await
+        .unwrap();
     for (i, rid) in rids.iter().enumerate() {
         assert_eq!(value(&store, rid).await.unwrap(), vec![i as u8; 33]);
     }
@@ -385,12 +458,21 @@ pub async fn persists_across_reopen<H: Harness>(h: &mut H) {
 /// The schema record of the first layout, written by this test the way schema 1 did: its value
 /// `u32 1` sealed with the fixed schema associated data, and every record sealed with
 /// `namespace || 0x00 || key` as associated data.
-pub async fn write_v1_store<S: Store>(backend: &S, store_key: &StoreKey, records: &[(RecordId, Vec<u8>)]) {
+pub async fn write_v1_store<S: Store>(
+    backend: &S,
+    store_key: &StoreKey,
+    records: &[(RecordId, Vec<u8>)],
+) {
     let mut rng = chacha20::ChaCha20Rng::seed_from_u64(1);
     let k = AeadKey::new(store_key.secret_bytes().clone());
     let mut ops = vec![Op::Put {
         id: id_unchecked_schema(),
-        sealed: aead::xseal_random(&mut rng, &k, b"sotto/v1/store-schema\0", &1u32.to_be_bytes()),
+        sealed: aead::xseal_random(
+            &mut rng,
+            &k,
+            b"sotto/v1/store-schema\0",
+            &1u32.to_be_bytes(),
+        ),
         expect: Expect::Absent,
     }];
     for (rid, v) in records {
@@ -436,7 +518,9 @@ pub async fn migrates_a_v1_store<H: Harness>(h: &mut H) {
     };
     // Reopened as by a newer app version.
     drop(backend);
-    let store = EncryptedStore::open(h.reopen().await, key(1)).await.unwrap();
+    let store = EncryptedStore::open(h.reopen().await, key(1))
+        .await
+        .unwrap();
     assert_eq!(store.schema_version(), sotto_client::store::CURRENT_SCHEMA);
     for ((rid, v), old) in records.iter().zip(&before) {
         let e = store.get(rid).await.unwrap().unwrap();
@@ -448,7 +532,9 @@ pub async fn migrates_a_v1_store<H: Harness>(h: &mut H) {
     // Opening again finds the current schema and rewrites nothing.
     let sealed_before = store.backend().get(&records[0].0).await.unwrap().unwrap();
     drop(store);
-    let store = EncryptedStore::open(h.reopen().await, key(1)).await.unwrap();
+    let store = EncryptedStore::open(h.reopen().await, key(1))
+        .await
+        .unwrap();
     assert_eq!(
         store.backend().get(&records[0].0).await.unwrap().unwrap(),
         sealed_before
@@ -506,7 +592,12 @@ pub async fn schema_too_new_and_corrupt_are_refused<H: Harness>(h: &mut H) {
     put_raw(
         &backend,
         &id_unchecked_schema(),
-        aead::xseal_random(&mut rng, &k, b"sotto/v1/store-schema\0", &99u32.to_be_bytes()),
+        aead::xseal_random(
+            &mut rng,
+            &k,
+            b"sotto/v1/store-schema\0",
+            &99u32.to_be_bytes(),
+        ),
     )
     .await;
     let err = EncryptedStore::open(backend, key(1)).await.unwrap_err();
@@ -517,7 +608,10 @@ pub async fn schema_too_new_and_corrupt_are_refused<H: Harness>(h: &mut H) {
     let backend = h.fresh().await;
     put_raw(&backend, &id("device", b""), vec![0; 50]).await;
     assert_eq!(
-        EncryptedStore::open(backend, key(1)).await.unwrap_err().code(),
+        EncryptedStore::open(backend, key(1))
+            .await
+            .unwrap_err()
+            .code(),
         "store_corrupt"
     );
 
@@ -531,7 +625,10 @@ pub async fn schema_too_new_and_corrupt_are_refused<H: Harness>(h: &mut H) {
         )
         .await;
         assert_eq!(
-            EncryptedStore::open(backend, key(1)).await.unwrap_err().code(),
+            EncryptedStore::open(backend, key(1))
+                .await
+                .unwrap_err()
+                .code(),
             "store_corrupt"
         );
     }
@@ -604,7 +701,11 @@ where
     let n = store.get(&counter).await.unwrap().unwrap().value;
     assert_eq!(u64::from_be_bytes(n.as_slice().try_into().unwrap()), total);
     all.sort_unstable();
-    assert_eq!(all, (0..total as u32).collect::<Vec<_>>(), "every counter exactly once");
+    assert_eq!(
+        all,
+        (0..total as u32).collect::<Vec<_>>(),
+        "every counter exactly once"
+    );
     let chain = SenderChain::import(&store.get(&chain_id).await.unwrap().unwrap().value).unwrap();
     assert_eq!(u64::from(chain.next_counter()), total);
 }
