@@ -10,8 +10,9 @@
 //!   `publish` delivers locally and sends `NOTIFY` with the event's [`EventRef`] (small: ids and
 //!   a cursor, within PostgreSQL's 8000-byte payload limit; ephemeral messages, which are not
 //!   stored, travel inline), and a listener task on every node turns notifications from other
-//!   nodes back into events (loading the payload and audience from the shared database) and
-//!   delivers them locally.
+//!   nodes back into events with [`crate::events::rebuild`] (which loads the payload and the
+//!   audience from the shared database and refreshes the node's chain cache) and delivers them
+//!   locally.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -50,10 +51,17 @@ pub enum EventRef {
         /// The link's sequence number.
         seq: i64,
     },
-    /// A conversation and its data were deleted.
+    /// A conversation and its data were deleted (the rows are gone, so the reference carries
+    /// what a receiving node needs to address the event).
     ConversationDeleted {
         /// The conversation's 16-byte id.
         conversation_id: [u8; 16],
+        /// Its team's row id.
+        team_ref: i64,
+        /// Its visitor devices.
+        visitors: Vec<DeviceId>,
+        /// The device that deleted it.
+        by: DeviceId,
     },
 }
 
@@ -142,6 +150,9 @@ mod tests {
             frame: Arc::from("{}"),
             source: EventRef::ConversationDeleted {
                 conversation_id: [0; 16],
+                team_ref: 1,
+                visitors: Vec::new(),
+                by: DeviceId([0; 32]),
             },
         }
     }

@@ -563,3 +563,81 @@ async fn retention_sweep_deletes_old_envelopes_and_blobs() {
         4
     );
 }
+
+#[tokio::test]
+async fn published_events_rebuild_from_their_references() {
+    // What a second relay node does with a NOTIFY: rebuild the event from the shared database.
+    let relay = TestRelay::start().await;
+    let mut w = World::new(&relay, "acme").await;
+    let conv = w.conversation.hex();
+    let state = relay.relay().state().clone();
+    let mut rx = state.fanout.subscribe();
+
+    let mut chain = w.conversation.chain(&w.visitor.device, MessageKind::Text);
+    let m = seal(&mut chain, &w.visitor.device, MessageKind::Text, b"stored");
+    post_message(&w.visitor, &conv, &m).await.expect(201);
+    let mut typing = w.conversation.chain(&w.visitor.device, MessageKind::Typing);
+    let t = seal(
+        &mut typing,
+        &w.visitor.device,
+        MessageKind::Typing,
+        b"typing",
+    );
+    post_message(&w.visitor, &conv, &t).await.expect(202);
+    let (record, _) = EpochRecord::open(
+        &mut rng(),
+        &w.agent.device,
+        &w.team.state,
+        w.conversation.id,
+        1,
+        vec![w.visitor.device.record()],
+        now(),
+    )
+    .unwrap();
+    w.agent
+        .post(
+            &format!("/v1/conversations/{conv}/epochs"),
+            json!({"record": b64(&record.to_wire())}),
+        )
+        .await
+        .expect(201);
+    w.team.owner_does(Change::RotateKey).await;
+
+    let mut kinds = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        let rebuilt = sotto_relay::events::rebuild(&state, &e.source)
+            .await
+            .unwrap()
+            .expect("the event's data is there");
+        assert_eq!(rebuilt.frame, e.frame);
+        assert_eq!(rebuilt.audience, e.audience);
+        assert_eq!(rebuilt.tenant_id, e.tenant_id);
+        kinds.push(serde_json::from_str::<Value>(&e.frame).unwrap()["type"].clone());
+    }
+    assert_eq!(kinds, ["envelope", "ephemeral", "epoch", "link"]);
+
+    w.visitor
+        .delete(&format!("/v1/conversations/{conv}"))
+        .await
+        .expect(204);
+    let e = rx.try_recv().unwrap();
+    let rebuilt = sotto_relay::events::rebuild(&state, &e.source)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (rebuilt.frame, rebuilt.audience),
+        (e.frame.clone(), e.audience.clone())
+    );
+    // The deleted conversation's envelope is gone: nothing to rebuild.
+    let gone = sotto_relay::fanout::EventRef::Envelope {
+        conversation_ref: 1,
+        cursor: 1,
+    };
+    assert!(
+        sotto_relay::events::rebuild(&state, &gone)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

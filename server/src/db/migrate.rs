@@ -1,9 +1,9 @@
 //! Schema migrations, embedded in the binary and applied on start.
 //!
 //! Each engine has its own numbered SQL files under `server/migrations/{sqlite,postgres}`; the
-//! two must describe the same tables. Applied versions are recorded in `relay_migrations`. Each
-//! migration runs in one transaction, under a lock, so that relay nodes starting together on one
-//! PostgreSQL database apply it exactly once.
+//! two must describe the same tables. Applied versions are recorded in `relay_migrations`. All
+//! pending migrations run in one transaction under a lock (SQLite's write lock, a PostgreSQL
+//! advisory lock), so relay nodes starting together on one database apply each exactly once.
 
 use super::{Backend, Db};
 
@@ -22,28 +22,29 @@ const MIGRATIONS: &[Migration] = &[Migration {
     postgres: include_str!("../../migrations/postgres/0001_initial.sql"),
 }];
 
-/// Applies every migration not yet applied, in order.
+/// Applies every migration not yet applied, in order, in one transaction.
 pub async fn run(db: &Db) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    if db.backend() == Backend::Postgres {
+        // Nodes starting together queue here; `CREATE TABLE IF NOT EXISTS` alone races in
+        // PostgreSQL. (The cast gives the void result a type the Any driver can read.)
+        sqlx::raw_sql("SELECT pg_advisory_xact_lock(7305126001)::text")
+            .execute(&mut *tx)
+            .await?;
+    }
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS relay_migrations (\
          version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
     )
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await?;
     for m in MIGRATIONS {
-        let mut tx = db.begin_write().await?;
-        if db.backend() == Backend::Postgres {
-            sqlx::raw_sql("LOCK TABLE relay_migrations IN EXCLUSIVE MODE")
-                .execute(&mut *tx)
-                .await?;
-        }
         let applied = sqlx::query("SELECT version FROM relay_migrations WHERE version = $1")
             .bind(m.version)
             .fetch_optional(&mut *tx)
             .await?
             .is_some();
         if applied {
-            tx.rollback().await?;
             continue;
         }
         let sql = match db.backend() {
@@ -57,8 +58,7 @@ pub async fn run(db: &Db) -> Result<(), sqlx::Error> {
             .bind(super::now())
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
         tracing::info!(version = m.version, name = m.name, "applied migration");
     }
-    Ok(())
+    tx.commit().await
 }

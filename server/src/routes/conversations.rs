@@ -417,7 +417,10 @@ pub async fn delete(
         events::conversation_audience(&conv.team.state(), &conv.visitors, Some(caller.device));
     state.fanout.publish(events::conversation_deleted(
         caller.tenant_id,
+        conv.team.team_ref,
         &conv.id,
+        conv.visitors.clone(),
+        caller.device,
         audience,
     ));
     Ok(StatusCode::NO_CONTENT)

@@ -17,7 +17,7 @@ use sqlx::Row;
 use crate::audit::{self, AuditEvent};
 use crate::auth::{Caller, tenant_by_widget};
 use crate::db::now;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, is_unique_violation};
 use crate::extract::{ApiJson, ApiPath, from_b64, from_hex, to_b64, to_hex};
 use crate::random::hash;
 use crate::state::AppState;
@@ -131,7 +131,7 @@ pub async fn register(
             ));
         }
     }
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO devices (tenant_id, device_id, kind, record, bootstrap, registered_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -142,7 +142,18 @@ pub async fn register(
     .bind(i64::from(bootstrap.is_some()))
     .bind(now)
     .execute(&mut *tx)
-    .await?;
+    .await;
+    match inserted {
+        Ok(_) => {}
+        // A concurrent registration of the same id on another node won.
+        Err(e) if is_unique_violation(&e) => {
+            return Err(ApiError::conflict(
+                "already_registered",
+                "this device id was registered concurrently; retry",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
     audit::record(
         &mut *tx,
         tenant.id,
