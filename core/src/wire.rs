@@ -61,6 +61,8 @@ pub enum ObjectType {
     Message = 8,
     /// A visitor identity assertion.
     IdentityAssertion = 9,
+    /// A sealed client backup (`sotto-client`'s `backup` module).
+    Backup = 10,
 }
 
 /// An object that travels in a wire envelope.

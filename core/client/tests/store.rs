@@ -240,7 +240,11 @@ mod sqlite {
             .execute(&mut conn)
             .await
             .unwrap();
-        assert!(store.get(&id("msg", b"k")).await.is_err());
+        // (SQLite hands TEXT over as bytes; they do not authenticate.)
+        assert_eq!(
+            store.get(&id("msg", b"k")).await.unwrap_err().code(),
+            "store_tampered"
+        );
         sqlx::query("INSERT INTO record VALUES ('Bad Namespace', x'00', 5, x'00')")
             .execute(&mut conn)
             .await

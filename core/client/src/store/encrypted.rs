@@ -10,12 +10,11 @@ use sotto_core::crypto::secret::SecretBytes;
 use zeroize::Zeroizing;
 
 use super::schema::{
-    self, CURRENT_SCHEMA, META_NAMESPACE, SCHEMA_AAD, decode_schema, encode_schema, record_aad,
-    schema_id,
+    CURRENT_SCHEMA, META_NAMESPACE, SCHEMA_AAD, decode_schema, encode_schema, record_aad, schema_id,
 };
 use super::{
     Expect, MAX_KEY_LEN, MAX_SEALED_LEN, MAX_VALUE_LEN, Namespace, Op, Query, RawRecord, RecordId,
-    Store, Version, check_distinct,
+    Store, Version, check_distinct_ids,
 };
 use crate::rng::os_rng;
 use crate::{Error, Result};
@@ -306,11 +305,6 @@ impl<S: Store> EncryptedStore<S> {
         self.backend
     }
 
-    /// The schema version this store is at (always [`CURRENT_SCHEMA`] once opened).
-    pub fn schema_version(&self) -> u32 {
-        schema::CURRENT_SCHEMA
-    }
-
     /// A record's version and value, if it exists.
     pub async fn get(&self, id: &RecordId) -> Result<Option<Entry>> {
         check_not_reserved(id.namespace())?;
@@ -390,6 +384,7 @@ impl<S: Store> EncryptedStore<S> {
         for op in &txn.ops {
             check_not_reserved(op.id().namespace())?;
         }
+        check_distinct_ids(txn.ops.iter().map(Pending::id).collect())?;
         for op in txn.ops {
             ops.push(match op {
                 Pending::Put { id, value, expect } => {
@@ -412,7 +407,6 @@ impl<S: Store> EncryptedStore<S> {
                 Pending::Check { id, expect } => Op::Check { id, expect },
             });
         }
-        check_distinct(&ops)?;
         self.backend.commit(ops).await
     }
 

@@ -374,7 +374,8 @@ pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
 ///   if any fails it changes nothing and returns [`Error::Conflict`] naming that op's namespace.
 ///   Otherwise it applies every op, all or nothing, even across a crash, and returns the batch's
 ///   version: one more than the highest version the store has ever given out, which every put of
-///   the batch gets. A batch that names a record twice is [`Error::DuplicateRecord`].
+///   the batch gets (a batch without puts takes no version and returns the highest one given
+///   out). A batch that names a record twice is [`Error::DuplicateRecord`].
 ///   Commits are serializable: two commits never interleave.
 /// - [`namespaces`](Store::namespaces) lists the namespaces that hold at least one record.
 ///
@@ -399,7 +400,10 @@ pub trait Store: MaybeSend + MaybeSync {
 
 /// Fails with [`Error::DuplicateRecord`] if two ops name the same record. For backends.
 pub fn check_distinct(ops: &[Op]) -> Result<()> {
-    let mut ids: Vec<&RecordId> = ops.iter().map(Op::id).collect();
+    check_distinct_ids(ops.iter().map(Op::id).collect())
+}
+
+pub(crate) fn check_distinct_ids(mut ids: Vec<&RecordId>) -> Result<()> {
     ids.sort_unstable();
     if ids.windows(2).any(|w| w.first() == w.get(1)) {
         return Err(Error::DuplicateRecord);

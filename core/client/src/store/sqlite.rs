@@ -103,6 +103,8 @@ fn to_version(v: i64) -> Result<Version> {
 impl SqliteStore {
     /// Opens (creating if needed) the store in the database file at `path`.
     ///
+    /// Runs inside a tokio runtime with its time driver enabled (sqlx needs it for timeouts).
+    ///
     /// The file holds only ciphertext, but record ids, sizes and counts are visible (see the
     /// [store docs](super)); put it in the application's private data directory.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {

@@ -521,7 +521,17 @@ pub async fn migrates_a_v1_store<H: Harness>(h: &mut H) {
     let store = EncryptedStore::open(h.reopen().await, key(1))
         .await
         .unwrap();
-    assert_eq!(store.schema_version(), sotto_client::store::CURRENT_SCHEMA);
+    // The schema record now names the current schema.
+    let schema = store
+        .backend()
+        .get(&id_unchecked_schema())
+        .await
+        .unwrap()
+        .unwrap();
+    let k = AeadKey::new(key(1).secret_bytes().clone());
+    let plain = aead::xopen_random(&k, b"sotto/v1/store-schema\0", &schema.sealed).unwrap();
+    assert_eq!(plain, sotto_client::store::CURRENT_SCHEMA.to_be_bytes());
+    assert_eq!(sotto_client::store::CURRENT_SCHEMA, 2);
     for ((rid, v), old) in records.iter().zip(&before) {
         let e = store.get(rid).await.unwrap().unwrap();
         assert_eq!(e.value.as_slice(), v.as_slice(), "{rid:?}");
