@@ -342,9 +342,7 @@ impl Device {
     /// The device's secrets as a wire object, for the (encrypted) client store.
     pub fn export_secrets(&self) -> Zeroizing<Vec<u8>> {
         let mut w = Writer::with_capacity(3 + SECRETS_BODY_LEN);
-        w.u8(crate::wire::WIRE_VERSION);
-        w.u8(crate::wire::Suite::X25519ChaChaEd25519.id());
-        w.u8(ObjectType::DeviceSecrets as u8);
+        crate::wire::write_header(&mut w, ObjectType::DeviceSecrets);
         w.u8(self.kind.to_byte());
         w.array(self.signing.to_seed().expose());
         w.array(self.agreement.to_secret_bytes().expose());

@@ -73,9 +73,7 @@ pub trait WireObject: Encode + Decode {
     /// `version || suite || type || body`.
     fn to_wire(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u8(WIRE_VERSION);
-        w.u8(Suite::X25519ChaChaEd25519.id());
-        w.u8(Self::OBJECT_TYPE as u8);
+        write_header(&mut w, Self::OBJECT_TYPE);
         self.encode(&mut w);
         w.into_bytes()
     }
@@ -88,6 +86,14 @@ pub trait WireObject: Encode + Decode {
         r.finish()?;
         Ok(v)
     }
+}
+
+/// Writes the envelope header this implementation speaks: version 1, suite 1, `object`. Signed
+/// bytes start with it too, so a signature can never be taken for another object type.
+pub fn write_header(w: &mut Writer, object: ObjectType) {
+    w.u8(WIRE_VERSION);
+    w.u8(Suite::X25519ChaChaEd25519.id());
+    w.u8(object as u8);
 }
 
 /// Reads and checks an envelope header, in order: version, suite, object type.

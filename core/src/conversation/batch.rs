@@ -11,11 +11,11 @@
 //! single verification accepts. It may also accept a signature whose `R` has a small-order
 //! component, which strict verification refuses; only the holder of the sender's private key can
 //! make one, so this is not a forgery, but such a message could open here and fail when received
-//! live. `docs/PROTOCOL.md` §8.5 states this.
+//! live. `docs/PROTOCOL.md` §7.5 states this.
 
 use super::message::{OpenedMessage, ParsedMessage};
 use super::ratchet::ReceiverChain;
-use crate::crypto::sign::VerifyingKey;
+use crate::crypto::sign::{SignatureContext, VerifyingKey, verify_batch};
 use crate::device::DeviceId;
 use crate::error::MessageError;
 use crate::{Error, Result};
@@ -93,35 +93,15 @@ fn batch_verifies(
     key_of: &[Option<usize>],
     senders: &[VerifyingKey],
 ) -> bool {
-    // Each distinct sender key is decompressed once, however many messages it signed.
-    let mut decoded: Vec<Option<ed25519_dalek::VerifyingKey>> = vec![None; senders.len()];
-    let mut labelled = Vec::new();
-    let mut signatures = Vec::new();
-    let mut keys = Vec::new();
+    let mut items = Vec::with_capacity(messages.len());
     for (message, k) in messages.iter().zip(key_of) {
         let Some(k) = *k else { continue };
-        let (Some(slot), Some(sender)) = (decoded.get_mut(k), senders.get(k)) else {
+        let Some(sender) = senders.get(k) else {
             return false;
         };
-        let key = match slot {
-            Some(key) => *key,
-            None => match ed25519_dalek::VerifyingKey::from_bytes(sender.as_bytes()) {
-                Ok(key) => *slot.insert(key),
-                Err(_) => return false,
-            },
-        };
-        let label = crate::crypto::sign::SignatureContext::Message.label();
-        let mut signed = Vec::with_capacity(label.len() + message.signed_bytes().len());
-        signed.extend_from_slice(label);
-        signed.extend_from_slice(message.signed_bytes());
-        labelled.push(signed);
-        signatures.push(ed25519_dalek::Signature::from_bytes(
-            message.signature().as_bytes(),
-        ));
-        keys.push(key);
+        items.push((sender, message.signed_bytes(), message.signature()));
     }
-    let refs: Vec<&[u8]> = labelled.iter().map(Vec::as_slice).collect();
-    ed25519_dalek::verify_batch(&refs, &signatures, &keys).is_ok()
+    verify_batch(SignatureContext::Message, &items).is_ok()
 }
 
 #[cfg(test)]

@@ -77,9 +77,7 @@ impl EpochRecord {
     /// The fields the sealed secrets and the signature are bound to.
     fn context(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u8(wire::WIRE_VERSION);
-        w.u8(wire::Suite::X25519ChaChaEd25519.id());
-        w.u8(ObjectType::EpochRecord as u8);
+        wire::write_header(&mut w, ObjectType::EpochRecord);
         w.put(&self.conversation);
         w.u32(self.epoch);
         w.put(&self.team);

@@ -44,9 +44,7 @@ pub enum AssertionProblem {
 impl IdentityAssertion {
     fn signed_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u8(wire::WIRE_VERSION);
-        w.u8(wire::Suite::X25519ChaChaEd25519.id());
-        w.u8(ObjectType::IdentityAssertion as u8);
+        wire::write_header(&mut w, ObjectType::IdentityAssertion);
         w.put(&self.team);
         w.put(&self.device);
         w.bytes_u16(self.customer_id.as_bytes());

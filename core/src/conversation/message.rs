@@ -28,7 +28,7 @@ use crate::crypto::aead::{self, TAG_LEN};
 use crate::crypto::sign::{Signature, SignatureContext, VerifyingKey};
 use crate::device::{Device, DeviceId};
 use crate::error::{DecodeError, MessageError};
-use crate::wire::{ObjectType, Suite, WIRE_VERSION, read_header};
+use crate::wire::{ObjectType, read_header, write_header};
 use crate::{Error, Result};
 
 /// Largest message content, before padding. Files go in attachments, so 64 KiB is ample for
@@ -91,9 +91,7 @@ impl MessageHeader {
     }
 
     fn write(&self, w: &mut Writer) {
-        w.u8(WIRE_VERSION);
-        w.u8(Suite::X25519ChaChaEd25519.id());
-        w.u8(ObjectType::Message as u8);
+        write_header(w, ObjectType::Message);
         w.put(&self.conversation);
         w.u32(self.epoch);
         w.put(&self.sender);

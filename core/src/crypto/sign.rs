@@ -140,6 +140,34 @@ impl fmt::Debug for VerifyingKey {
     }
 }
 
+/// Verifies many protocol signatures made under one context as a single Ed25519 batch: all
+/// valid, or [`Error::BadSignature`] without saying which (check one by one to find out).
+///
+/// Batch verification is not strict: a signer could craft a signature that passes here but
+/// fails [`VerifyingKey::verify`]. Only the key's holder can do so; it never accepts a signature
+/// made without the key.
+pub fn verify_batch(
+    context: SignatureContext,
+    items: &[(&VerifyingKey, &[u8], &Signature)],
+) -> Result<()> {
+    let labelled: Vec<Vec<u8>> = items
+        .iter()
+        .map(|(_, message, _)| {
+            let mut signed = Vec::with_capacity(context.label().len() + message.len());
+            signed.extend_from_slice(context.label());
+            signed.extend_from_slice(message);
+            signed
+        })
+        .collect();
+    let messages: Vec<&[u8]> = labelled.iter().map(Vec::as_slice).collect();
+    let signatures: Vec<ed25519_dalek::Signature> = items
+        .iter()
+        .map(|(_, _, sig)| ed25519_dalek::Signature::from_bytes(&sig.0))
+        .collect();
+    let keys: Vec<ed25519_dalek::VerifyingKey> = items.iter().map(|(key, _, _)| key.0).collect();
+    ed25519_dalek::verify_batch(&messages, &signatures, &keys).map_err(|_| Error::BadSignature)
+}
+
 /// An Ed25519 signing key; zeroized on drop, redacted in Debug.
 #[derive(Clone)]
 pub struct SigningKey(ed25519_dalek::SigningKey);

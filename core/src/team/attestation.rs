@@ -35,9 +35,7 @@ pub struct HeadAttestation {
 impl HeadAttestation {
     fn signed_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u8(wire::WIRE_VERSION);
-        w.u8(wire::Suite::X25519ChaChaEd25519.id());
-        w.u8(ObjectType::HeadAttestation as u8);
+        wire::write_header(&mut w, ObjectType::HeadAttestation);
         w.put(&self.team);
         w.u64(self.seq);
         w.put(&self.head);

@@ -136,9 +136,7 @@ impl Link {
     /// The bytes the author signs: the wire encoding up to, not including, the signature.
     pub fn signed_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u8(wire::WIRE_VERSION);
-        w.u8(wire::Suite::X25519ChaChaEd25519.id());
-        w.u8(ObjectType::ChainLink as u8);
+        wire::write_header(&mut w, ObjectType::ChainLink);
         self.encode_unsigned(&mut w);
         w.into_bytes()
     }
