@@ -167,6 +167,18 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
+    /// A `u32` element count, checked like [`Reader::count_u16`].
+    pub fn count_u32(&mut self, max: usize, min_element_len: usize) -> Result<usize> {
+        let n = usize::try_from(self.u32()?).map_err(|_| DecodeError::LengthLimit)?;
+        if n > max {
+            return Err(DecodeError::LengthLimit.into());
+        }
+        if n.saturating_mul(min_element_len) > self.remaining() {
+            return Err(DecodeError::Truncated.into());
+        }
+        Ok(n)
+    }
+
     fn bounded(&mut self, len: usize, max: usize) -> Result<&'a [u8]> {
         if len > max {
             return Err(DecodeError::LengthLimit.into());

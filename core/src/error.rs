@@ -109,6 +109,11 @@ pub enum EpochError {
     /// This device holds no key that opens the epoch secret (for example a role without history
     /// access reading an epoch from before it joined).
     NoKey,
+    /// A history grant's recipient is not vouched for as the conversation's customer (or the
+    /// grant names another conversation, team or device).
+    Unvouched,
+    /// The epoch's secret was erased under the ephemeral history mode and is never taken back.
+    Erased,
 }
 
 /// The error type of the protocol core.
@@ -177,6 +182,8 @@ impl Error {
                 EpochError::UnknownAuthor => "epoch_unknown_author",
                 EpochError::VisitorSet => "epoch_visitor_set",
                 EpochError::NoKey => "epoch_no_key",
+                EpochError::Unvouched => "epoch_unvouched",
+                EpochError::Erased => "epoch_erased",
             },
             Error::Chain(c) => match c {
                 ChainError::FingerprintMismatch => "chain_fingerprint_mismatch",

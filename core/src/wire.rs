@@ -63,6 +63,8 @@ pub enum ObjectType {
     IdentityAssertion = 9,
     /// A sealed client backup (`sotto-client`'s `backup` module).
     Backup = 10,
+    /// A history grant: a conversation's epoch secrets re-sealed to a customer's new device.
+    HistoryGrant = 11,
 }
 
 /// An object that travels in a wire envelope.

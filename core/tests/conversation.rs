@@ -4,13 +4,16 @@
 
 use chacha20::ChaCha20Rng;
 use sotto_core::conversation::epoch::{EpochRecord, EpochWarning, Freshness, sender_key};
+use sotto_core::conversation::identity::IdentityAssertion;
 use sotto_core::conversation::{
     ChainId, ConversationId, MessageKind, ParsedMessage, ReceiverChain, SenderChain, seal_message,
 };
+use sotto_core::conversation::{EpochSecrets, HistoryGrant};
 use sotto_core::crypto::secret::SecretBytes;
+use sotto_core::crypto::sign::SigningKey;
 use sotto_core::device::{Device, DeviceKind};
 use sotto_core::team::attestation::HeadAttestation;
-use sotto_core::team::{Change, Policy, Role, TeamState};
+use sotto_core::team::{Change, HistoryMode, Policy, Role, TeamKeyring, TeamState};
 use sotto_core::wire::WireObject;
 
 mod common;
@@ -447,4 +450,296 @@ fn only_the_visitor_decides_its_devices_and_records_are_tamper_evident() {
             .and_then(|r| r.secret_for_member(&agent.keyring).ok());
         assert!(accepted.is_none(), "flipped byte {i} was accepted");
     }
+}
+
+/// A conversation of a customer the company's backend vouched for, read by an agent with
+/// history access: the fixture of the history-grant scenarios.
+struct VouchedConversation {
+    w: World,
+    agent: common::team::Member,
+    backend: SigningKey,
+    records: Vec<(EpochRecord, SecretBytes<32>)>,
+    messages: Vec<Vec<u8>>,
+    original: IdentityAssertion,
+}
+
+impl VouchedConversation {
+    fn new(seed: u64, policy: Policy) -> Self {
+        let mut w = World::new(seed, policy);
+        let agent = w.add(Role::Agent);
+        let backend = SigningKey::generate(&mut w.rng);
+        w.owner_does(Change::AddIntegrationKey {
+            name: "crm".into(),
+            key: backend.verifying_key(),
+        });
+        let visitor = Visitor::new(&mut w.rng);
+        let original = IdentityAssertion::sign(
+            &backend,
+            w.state.team(),
+            visitor.device.id(),
+            "cust-42",
+            T0 + 3600,
+        )
+        .unwrap();
+        let conversation = ConversationId::random(&mut w.rng);
+        let mut records = Vec::new();
+        let mut messages = Vec::new();
+        for epoch in 0..2 {
+            let team = w.verified();
+            let (record, secret) = visitor.open_epoch(&mut w, &team, Some(conversation), epoch);
+            let mut out =
+                SenderChain::new(&secret, chain(&record, &visitor.device, MessageKind::Text));
+            let text = format!("order question, epoch {epoch}");
+            messages.push(
+                seal_message(
+                    &mut out,
+                    &visitor.device,
+                    MessageKind::Text,
+                    text.as_bytes(),
+                )
+                .unwrap(),
+            );
+            records.push((record, secret));
+            // The team rotates between the epochs, so the history spans two generations.
+            w.owner_does(Change::RotateKey);
+        }
+        let mut agent = agent;
+        catch_up(&w.links, &w.state, &mut agent);
+        VouchedConversation {
+            w,
+            agent,
+            backend,
+            records,
+            messages,
+            original,
+        }
+    }
+
+    /// The agent opens every epoch from history, then re-seals them to `recipient`.
+    fn grant_to(&mut self, recipient: &Device, customer: &str) -> sotto_core::Result<HistoryGrant> {
+        let assertion = IdentityAssertion::sign(
+            &self.backend,
+            self.w.state.team(),
+            recipient.id(),
+            customer,
+            T0 + 7200,
+        )?;
+        let opened: Vec<(EpochRecord, SecretBytes<32>)> = self
+            .records
+            .iter()
+            .map(|(record, _)| {
+                record
+                    .verify(&self.w.state, None, Freshness::History)
+                    .unwrap();
+                (
+                    record.clone(),
+                    record.secret_for_member(&self.agent.keyring).unwrap(),
+                )
+            })
+            .collect();
+        let epochs: Vec<(&EpochRecord, &SecretBytes<32>)> =
+            opened.iter().map(|(r, s)| (r, s)).collect();
+        HistoryGrant::issue(
+            &mut self.w.rng,
+            &self.agent.device,
+            &self.w.state,
+            self.records[0].0.conversation,
+            recipient.record(),
+            assertion,
+            self.original.clone(),
+            &epochs,
+            T0 + 60,
+        )
+    }
+}
+
+#[test]
+fn a_verified_customers_history_is_resealed_to_their_new_device() {
+    let mut c = VouchedConversation::new(20, Policy::default());
+    let phone = Device::generate(DeviceKind::Visitor, &mut c.w.rng, T0);
+    let grant = c.grant_to(&phone, "cust-42").unwrap();
+    let grant = HistoryGrant::from_wire(&grant.to_wire()).unwrap();
+
+    // The new device checks the grant and every record against the chain it verified itself,
+    // then reads each epoch's messages.
+    let team = c.w.verified();
+    grant.verify(&team, &phone, T0 + 120).unwrap();
+    for ((record, _), message) in c.records.iter().zip(&c.messages) {
+        record.verify(&team, None, Freshness::History).unwrap();
+        let secret = grant.open(&phone, record).unwrap();
+        let text = receive(&team, record, &secret, &mut Vec::new(), message).unwrap();
+        assert_eq!(
+            text,
+            format!("order question, epoch {}", record.epoch).as_bytes()
+        );
+    }
+
+    // Another device, even one vouched for the same customer, cannot open the grant.
+    let laptop = Device::generate(DeviceKind::Visitor, &mut c.w.rng, T0);
+    assert!(grant.verify(&team, &laptop, T0 + 120).is_err());
+    assert!(grant.open(&laptop, &c.records[0].0).is_err());
+
+    // A record the grant does not name (a substituted one) gets no secret.
+    let other = Visitor::new(&mut c.w.rng);
+    let (foreign, _) = other.open_epoch(&mut c.w, &team, Some(c.records[0].0.conversation), 0);
+    assert!(grant.open(&phone, &foreign).is_err());
+}
+
+#[test]
+fn history_is_resealed_only_for_the_same_vouched_customer_by_a_history_reader() {
+    let mut c = VouchedConversation::new(21, Policy::default());
+    let stranger = Device::generate(DeviceKind::Visitor, &mut c.w.rng, T0);
+    // The backend vouches for the device, but as another customer.
+    assert_eq!(
+        c.grant_to(&stranger, "cust-43").unwrap_err(),
+        Error::Epoch(EpochError::Unvouched)
+    );
+
+    // An assertion by a key that is not the team's does not vouch.
+    let phone = Device::generate(DeviceKind::Visitor, &mut c.w.rng, T0);
+    let mut grant = c.grant_to(&phone, "cust-42").unwrap();
+    let rogue = SigningKey::generate(&mut c.w.rng);
+    grant.assertion =
+        IdentityAssertion::sign(&rogue, c.w.state.team(), phone.id(), "cust-42", T0 + 7200)
+            .unwrap();
+    assert!(grant.verify(&c.w.state, &phone, T0 + 120).is_err());
+
+    // An expired assertion for the new device is refused.
+    let grant = c.grant_to(&phone, "cust-42").unwrap();
+    assert_eq!(
+        grant.verify(&c.w.state, &phone, T0 + 7200).unwrap_err(),
+        Error::Epoch(EpochError::Unvouched)
+    );
+
+    // A viewer has no history access and may not grant it.
+    let viewer = c.w.add(Role::Viewer);
+    let team = c.w.state.clone();
+    let assertion =
+        IdentityAssertion::sign(&c.backend, team.team(), phone.id(), "cust-42", T0 + 7200).unwrap();
+    let (record, secret) = &c.records[1];
+    assert_eq!(
+        HistoryGrant::issue(
+            &mut c.w.rng,
+            &viewer.device,
+            &team,
+            record.conversation,
+            phone.record(),
+            assertion,
+            c.original.clone(),
+            &[(record, secret)],
+            T0 + 60,
+        )
+        .unwrap_err(),
+        Error::Epoch(EpochError::UnknownAuthor)
+    );
+}
+
+#[test]
+fn any_altered_byte_of_a_history_grant_is_refused() {
+    let mut c = VouchedConversation::new(22, Policy::default());
+    let phone = Device::generate(DeviceKind::Visitor, &mut c.w.rng, T0);
+    let wire = c.grant_to(&phone, "cust-42").unwrap().to_wire();
+    let team = c.w.verified();
+    let record = &c.records[0].0;
+    for i in 0..wire.len() {
+        let mut bad = wire.clone();
+        bad[i] ^= 0x01;
+        let accepted = HistoryGrant::from_wire(&bad).is_ok_and(|g| {
+            g.verify(&team, &phone, T0 + 120).is_ok() && g.open(&phone, record).is_ok()
+        });
+        assert!(!accepted, "byte {i} altered and accepted");
+    }
+}
+
+#[test]
+fn ephemeral_history_erases_old_epochs_and_retain_keeps_them() {
+    for mode in [HistoryMode::Ephemeral, HistoryMode::Retain] {
+        let policy = Policy {
+            history_mode: mode,
+            ..Policy::default()
+        };
+        let mut w = World::new(23, policy);
+        let mut agent = w.add(Role::Agent);
+        let visitor = Visitor::new(&mut w.rng);
+        let conversation = ConversationId::random(&mut w.rng);
+        let mut secrets = EpochSecrets::new(mode);
+
+        let team = w.verified();
+        let (old, old_secret) = visitor.open_epoch(&mut w, &team, Some(conversation), 0);
+        let mut out =
+            SenderChain::new(&old_secret, chain(&old, &visitor.device, MessageKind::Text));
+        let late = seal_message(&mut out, &visitor.device, MessageKind::Text, b"late").unwrap();
+        old.verify(&w.state, None, Freshness::Live).unwrap();
+        secrets
+            .insert(0, old.secret_for_member(&agent.keyring).unwrap())
+            .unwrap();
+
+        // The team rotates, the next epoch starts, and the old one is over and delivered.
+        w.owner_does(Change::RotateKey);
+        catch_up(&w.links, &w.state, &mut agent);
+        let team = w.verified();
+        let (new, _) = visitor.open_epoch(&mut w, &team, Some(conversation), 1);
+        new.verify(&w.state, None, Freshness::Live).unwrap();
+        secrets
+            .insert(1, new.secret_for_member(&agent.keyring).unwrap())
+            .unwrap();
+        let erased = secrets.close_before(1);
+        let current = w.state.current_key().unwrap().0;
+        let forgotten = if mode == HistoryMode::Ephemeral {
+            agent.keyring.forget_before(current)
+        } else {
+            0
+        };
+
+        // A message of the old epoch arriving now (late, or replayed by the relay).
+        let readable = secrets
+            .get(0)
+            .map(|s| receive(&w.state, &old, s, &mut Vec::new(), &late));
+        match mode {
+            HistoryMode::Ephemeral => {
+                assert_eq!((erased, forgotten), (1, 1));
+                assert!(readable.is_none());
+                // Replaying the old record gets the secret neither from the keyring...
+                assert_eq!(
+                    old.secret_for_member(&agent.keyring).unwrap_err(),
+                    Error::Epoch(EpochError::NoKey)
+                );
+                // ...nor back into the conversation state, and the stored state holds no trace.
+                assert_eq!(
+                    secrets.insert(0, old_secret.clone()).unwrap_err(),
+                    Error::Epoch(EpochError::Erased)
+                );
+                let stored = secrets.export();
+                assert!(!stored.windows(32).any(|w| w == old_secret.expose()));
+                let keyring = agent.keyring.export();
+                let old_seed = w.owner.keyring.seed(0);
+                assert!(old_seed.is_none_or(|s| !keyring.windows(32).any(|w| w == s.expose())));
+            }
+            HistoryMode::Retain => {
+                assert_eq!(erased, 0);
+                assert_eq!(readable.unwrap().unwrap(), b"late");
+            }
+        }
+    }
+}
+
+#[test]
+fn keyrings_survive_the_store_and_forget_generations_on_request() {
+    let mut w = World::new(24, Policy::default());
+    w.owner_does(Change::RotateKey);
+    w.owner_does(Change::RotateKey);
+    let exported = w.owner.keyring.export();
+    let back = TeamKeyring::import(&exported).unwrap();
+    assert_eq!(back.generations().collect::<Vec<_>>(), vec![0, 1, 2]);
+    for g in 0..3 {
+        assert!(
+            back.seed(g)
+                .unwrap()
+                .ct_eq(w.owner.keyring.seed(g).unwrap())
+        );
+    }
+    assert!(TeamKeyring::import(&exported[..exported.len() - 1]).is_err());
+    let mut trimmed = back.clone();
+    assert_eq!(trimmed.forget_before(2), 2);
+    assert_eq!(trimmed.generations().collect::<Vec<_>>(), vec![2]);
 }

@@ -17,7 +17,8 @@ use sotto_core::device::{Device, DeviceKind};
 use sotto_core::recovery::RecoverySecret;
 use sotto_core::codec::Encode;
 use sotto_core::conversation::identity::IdentityAssertion;
-use sotto_core::team::Policy;
+use sotto_core::conversation::EpochSecrets;
+use sotto_core::team::{HistoryMode, Policy};
 use sotto_core::wire::WireObject;
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
@@ -84,4 +85,15 @@ fn main() {
             .unwrap();
     write("identity_assertion", "customer", &assertion.to_wire());
     write("policy", "default", &Policy::default().encode_to_vec());
+    write("history_grant", "epoch0", &f.grant.to_wire());
+    let mut secrets = EpochSecrets::new(HistoryMode::Ephemeral);
+    secrets.insert(3, f.secret.clone()).unwrap();
+    secrets.insert(4, SecretBytes::new([4; 32])).unwrap();
+    secrets.close_before(4);
+    let mut state = vec![0u8];
+    state.extend_from_slice(&secrets.export());
+    write("client_state", "epoch_secrets", &state);
+    let mut state = vec![1u8];
+    state.extend_from_slice(&f.agent_keys.export());
+    write("client_state", "keyring", &state);
 }

@@ -13,10 +13,12 @@
 pub mod attachment;
 pub mod batch;
 pub mod epoch;
+pub mod grant;
 pub mod identity;
 pub mod message;
 pub mod padding;
 pub mod ratchet;
+pub mod secrets;
 
 use core::fmt;
 
@@ -27,8 +29,10 @@ use crate::error::DecodeError;
 pub use attachment::{AttachmentDecryptor, AttachmentEncryptor, AttachmentRef};
 pub use batch::open_batch;
 pub use epoch::{EpochRecord, EpochWarning, Freshness, sender_key};
+pub use grant::HistoryGrant;
 pub use message::{MessageHeader, OpenedMessage, ParsedMessage, VerifiedMessage, seal_message};
 pub use ratchet::{ChainId, Gap, MessageKey, ReceiverChain, SenderChain};
+pub use secrets::EpochSecrets;
 
 /// A conversation's identifier: 16 bytes chosen at random by whoever opens it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

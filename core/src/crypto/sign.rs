@@ -28,6 +28,8 @@ pub enum SignatureContext {
     IdentityAssertion,
     /// A device answering a relay's authentication challenge.
     RelayAuth,
+    /// A member device re-sealing a customer's history to the customer's new device.
+    HistoryGrant,
 }
 
 impl SignatureContext {
@@ -41,6 +43,7 @@ impl SignatureContext {
             SignatureContext::Message => b"sotto/v1/sig/message\0",
             SignatureContext::IdentityAssertion => b"sotto/v1/sig/identity-assertion\0",
             SignatureContext::RelayAuth => b"sotto/v1/sig/relay-auth\0",
+            SignatureContext::HistoryGrant => b"sotto/v1/sig/history-grant\0",
         }
     }
 }

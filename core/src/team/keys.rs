@@ -9,13 +9,19 @@ use std::collections::BTreeMap;
 use super::ids::TeamId;
 use super::link::KeyWrap;
 use crate::Result;
+use crate::codec::{Reader, Writer};
 use crate::crypto::agreement::{AgreementPublicKey, AgreementSecret};
 use crate::crypto::hpke;
 use crate::crypto::secret::SecretBytes;
 use crate::device::{Device, DeviceRecord};
 use crate::error::ChainError;
+use crate::error::DecodeError;
 
 const WRAP_INFO_LABEL: &[u8] = b"sotto/v1/team-key-wrap\0";
+/// Most generations an imported keyring may hold.
+pub const MAX_HELD_GENERATIONS: usize = 65_536;
+const STATE_VERSION: u8 = 1;
+const KEYRING_STATE: u8 = 4;
 
 fn wrap_info(team: &TeamId, generation: u32, device: &crate::device::DeviceId) -> Vec<u8> {
     let mut info = Vec::with_capacity(WRAP_INFO_LABEL.len() + 16 + 4 + 32);
@@ -113,6 +119,59 @@ impl TeamKeyring {
     /// Forgets every key (team deleted, or this device removed).
     pub fn wipe(&mut self) {
         self.seeds.clear();
+    }
+
+    /// Forgets the generations before `generation`: in the ephemeral history mode, once the
+    /// epochs sealed to them are over, so a later compromise of this device opens none of
+    /// their epoch records. Returns how many were forgotten.
+    pub fn forget_before(&mut self, generation: u32) -> usize {
+        let kept = self.seeds.split_off(&generation);
+        // The removed seeds zeroize as they drop.
+        core::mem::replace(&mut self.seeds, kept).len()
+    }
+
+    /// The keyring for the client's encrypted store, in a buffer zeroized on drop.
+    pub fn export(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        let mut w = Writer::with_capacity(2 + 4 + self.seeds.len() * 36);
+        w.u8(STATE_VERSION);
+        w.u8(KEYRING_STATE);
+        w.u32(self.seeds.len() as u32);
+        for (generation, seed) in &self.seeds {
+            w.u32(*generation);
+            w.array(seed.expose());
+        }
+        zeroize::Zeroizing::new(w.into_bytes())
+    }
+
+    /// Restores a keyring written by [`TeamKeyring::export`], from untrusted store bytes.
+    pub fn import(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(bytes);
+        let version = r.u8()?;
+        if version != STATE_VERSION {
+            return Err(DecodeError::UnknownVersion(version).into());
+        }
+        let found = r.u8()?;
+        if found != KEYRING_STATE {
+            return Err(DecodeError::UnexpectedObject {
+                expected: KEYRING_STATE,
+                found,
+            }
+            .into());
+        }
+        let n = r.count_u32(MAX_HELD_GENERATIONS, 36)?;
+        let mut keyring = TeamKeyring::new();
+        let mut last = None;
+        for _ in 0..n {
+            let generation = r.u32()?;
+            if last.is_some_and(|l| generation <= l) {
+                return Err(DecodeError::InvalidValue.into());
+            }
+            last = Some(generation);
+            let seed = zeroize::Zeroizing::new(r.array::<32>()?);
+            keyring.insert(generation, SecretBytes::new(*seed));
+        }
+        r.finish()?;
+        Ok(keyring)
     }
 }
 
