@@ -434,7 +434,18 @@ impl<S: Store, T: Transport> Client<S, T> {
     /// cursor order.
     pub async fn sync_conversation(&self, conversation: &ConversationId) -> Result<()> {
         let _receiving = self.inner.receive.lock().await;
-        self.sync_conversation_locked(conversation).await
+        match self.sync_conversation_locked(conversation).await {
+            // Deleted at the relay (by another participant, or with its team) while this client
+            // was away: its push notice was missed.
+            Err(e) if e.relay_code() == Some("not_found") => {
+                self.forget_conversation(conversation).await?;
+                self.inner.events.emit(Event::ConversationDeleted {
+                    conversation: *conversation,
+                });
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     pub(crate) async fn sync_conversation_locked(

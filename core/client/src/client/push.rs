@@ -39,6 +39,8 @@ enum Frame {
     },
     Link {
         team_id: String,
+        seq: u64,
+        link: String,
     },
     ConversationDeleted {
         conversation_id: String,
@@ -134,13 +136,17 @@ impl<S: Store, T: Transport> Client<S, T> {
                     Err(e) => Err(e),
                 }
             }
-            Frame::Link { team_id } => {
+            Frame::Link { team_id, seq, link } => {
                 let team = TeamId(unhex(&team_id)?);
-                if self.inner.teams.lock().await.contains_key(&team) {
-                    self.sync_team(&team).await?;
-                    self.discover_conversations().await?;
+                if !self.inner.teams.lock().await.contains_key(&team) {
+                    return Ok(());
                 }
-                Ok(())
+                // The next link is applied as pushed: a device removed by it can no longer
+                // list the chain, but is told (and verifies) its own removal this way.
+                if !self.apply_pushed_link(&team, seq, &unb64(&link)?).await? {
+                    self.sync_team(&team).await?;
+                }
+                self.discover_conversations().await
             }
             Frame::ConversationDeleted { conversation_id } => {
                 let conversation = ConversationId(unhex(&conversation_id)?);

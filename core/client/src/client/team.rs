@@ -389,6 +389,29 @@ impl<S: Store, T: Transport> Client<S, T> {
         self.sync_locked(team, view).await
     }
 
+    /// Applies a pushed link if it is the next one; false if it is not (then sync instead).
+    pub(crate) async fn apply_pushed_link(
+        &self,
+        team: &TeamId,
+        seq: u64,
+        wire: &[u8],
+    ) -> Result<bool> {
+        let mut teams = self.inner.teams.lock().await;
+        let view = teams.get_mut(team).ok_or(Error::UnknownTeam)?;
+        if view.state.is_deleted() || seq != view.state.seq().saturating_add(1) {
+            return Ok(seq <= view.state.seq());
+        }
+        let link = Link::from_wire(wire)?;
+        if link.seq != seq {
+            return Err(Error::BadResponse("pushed link out of sequence"));
+        }
+        self.accept_link(team, view, &link).await?;
+        if view.state.is_deleted() {
+            self.forget_team_data(team).await?;
+        }
+        Ok(true)
+    }
+
     /// A copy of the verified state of a team.
     pub(crate) async fn team_state(&self, team: &TeamId) -> Result<TeamState> {
         let teams = self.inner.teams.lock().await;
