@@ -669,3 +669,49 @@ async fn insecure_or_malformed_relay_urls_are_refused_before_any_request() {
     assert!(!visitor.relay().is_secure());
     let _ = key_of(&visitor);
 }
+
+#[tokio::test]
+async fn a_visitor_refuses_to_seal_without_a_recently_attested_head() {
+    let relay = TestRelay::start().await;
+    let (owner, _, _) = relay.register(DeviceKind::Member, true).await;
+    let policy = sotto_core::team::Policy {
+        freshness_limit_secs: 2,
+        ..sotto_core::team::Policy::default()
+    };
+    let team = owner.create_team(policy).await.unwrap();
+    let (visitor, _, net) = relay.register(DeviceKind::Visitor, false).await;
+    let conversation = visitor.open_conversation(team).await.unwrap();
+
+    // Within half the limit, an offline visitor queues.
+    net.set_offline(true);
+    let sent = visitor.send_text(&conversation, "queued").await.unwrap();
+    assert_eq!(sent.cursor, None);
+
+    // Later, it must see a fresh attestation first: offline, the send fails and nothing is
+    // sealed or queued.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let err = visitor
+        .send_text(&conversation, "refused")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "transport");
+    assert_eq!(visitor.outbox_len().await.unwrap(), 1);
+
+    // Online, but the newest attestation is older than the limit: refused too.
+    net.set_offline(false);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let err = visitor
+        .send_text(&conversation, "refused")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "chain_stale_head");
+
+    // An online member renews the attestation; the visitor sends again.
+    owner.sync().await.unwrap();
+    visitor.send_text(&conversation, "sent").await.unwrap();
+    owner.sync().await.unwrap();
+    assert_eq!(
+        history_texts(&owner, &conversation).await,
+        ["queued", "sent"]
+    );
+}

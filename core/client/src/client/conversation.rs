@@ -820,6 +820,9 @@ impl<S: Store, T: Transport> Client<S, T> {
                 epochs = self.epochs(conversation).await?;
             }
             let latest = epochs.pop().ok_or(Error::BadResponse("no epoch record"))?;
+            if record.visitor && self.head_check_due(&record.team).await? {
+                self.check_fresh_head(&record.team).await?;
+            }
             let state = self.team_state(&record.team).await?;
             let counter = match self
                 .inner

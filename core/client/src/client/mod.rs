@@ -89,6 +89,8 @@ pub(crate) struct Inner<S, T> {
     pub events: events::Events,
     /// When this device last attested each team's head: `(seq, time)`.
     pub attested: std::sync::Mutex<BTreeMap<TeamId, (u64, u64)>>,
+    /// When this (visitor) client last saw a fresh attestation of each team's head.
+    pub head_checked: std::sync::Mutex<BTreeMap<TeamId, u64>>,
 }
 
 impl<S: Store, T: Transport> Client<S, T> {
@@ -162,6 +164,7 @@ impl<S: Store, T: Transport> Client<S, T> {
                 flush: Mutex::new(()),
                 events: events::Events::default(),
                 attested: std::sync::Mutex::new(BTreeMap::new()),
+                head_checked: std::sync::Mutex::new(BTreeMap::new()),
             }),
         }
     }

@@ -605,12 +605,35 @@ impl<S: Store, T: Transport> Client<S, T> {
                 .call_json(Method::Get, &path(team, "/attestation"), None)
                 .await?;
             let attestation = HeadAttestation::from_wire(&unb64(&out.attestation)?)?;
-            match attestation.check_fresh(&state, self.now()) {
-                Ok(()) => return Ok(state),
+            let now = self.now();
+            match attestation.check_fresh(&state, now) {
+                Ok(()) => {
+                    if let Ok(mut checked) = self.inner.head_checked.lock() {
+                        checked.insert(*team, now);
+                    }
+                    return Ok(state);
+                }
                 Err(e) => last = Some(e),
             }
         }
         Err(last.map_or(Error::BadResponse("attestation"), Error::Core))
+    }
+
+    /// Whether a visitor must see a fresh head attestation again before it seals anything to
+    /// the team: after half the policy's freshness limit since the last one. So a relay that
+    /// hides a removal (and the rotation with it) can keep a visitor writing to the old key for
+    /// at most one and a half times the limit; sending fails rather than skip the check.
+    pub(crate) async fn head_check_due(&self, team: &TeamId) -> Result<bool> {
+        let state = self.team_state(team).await?;
+        let half = u64::from(state.policy().freshness_limit_secs / 2);
+        let now = self.now();
+        Ok(self
+            .inner
+            .head_checked
+            .lock()
+            .ok()
+            .and_then(|c| c.get(team).copied())
+            .is_none_or(|at| now.saturating_sub(at) >= half))
     }
 
     /// Forgets a team: its conversations, chain and keys.
