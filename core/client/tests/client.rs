@@ -715,3 +715,78 @@ async fn a_visitor_refuses_to_seal_without_a_recently_attested_head() {
         ["queued", "sent"]
     );
 }
+
+#[tokio::test]
+async fn identity_assertions_are_checked_against_the_team_chain() {
+    use sotto_core::conversation::identity::IdentityAssertion;
+    use sotto_core::crypto::sign::SigningKey;
+    use sotto_core::wire::WireObject;
+
+    let w = World::new().await;
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let backend_key = SigningKey::generate(&mut rng);
+    w.owner
+        .add_integration_key(&w.team.team, "crm", backend_key.verifying_key())
+        .await
+        .unwrap();
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let good = IdentityAssertion::sign(
+        &backend_key,
+        w.team.team,
+        w.visitor.device_id(),
+        "customer-42",
+        expires,
+    )
+    .unwrap();
+    let forged = IdentityAssertion::sign(
+        &SigningKey::generate(&mut rng),
+        w.team.team,
+        w.visitor.device_id(),
+        "customer-1",
+        expires,
+    )
+    .unwrap();
+    w.visitor
+        .present_identity(&w.conversation, &good.to_wire())
+        .await
+        .unwrap();
+    w.visitor
+        .present_identity(&w.conversation, &forged.to_wire())
+        .await
+        .unwrap();
+
+    let mut events = w.agent.events();
+    w.agent.sync().await.unwrap();
+    let mut verified = Vec::new();
+    let mut unverified = 0;
+    while let Ok(e) = events.try_recv() {
+        match e {
+            Event::IdentityVerified {
+                device,
+                customer_id,
+                ..
+            } => verified.push((device, customer_id)),
+            Event::Warning(Warning::UnverifiedIdentity { device, .. }) => {
+                assert_eq!(device, w.visitor.device_id());
+                unverified += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        verified,
+        [(w.visitor.device_id(), "customer-42".to_owned())]
+    );
+    assert_eq!(unverified, 1);
+    // Malformed bytes are refused before anything is sent.
+    assert!(
+        w.visitor
+            .present_identity(&w.conversation, b"junk")
+            .await
+            .is_err()
+    );
+}

@@ -13,6 +13,7 @@ use serde_json::json;
 use sotto_core::codec::Reader;
 use sotto_core::conversation::attachment::{decrypt_attachment, encrypt_attachment};
 use sotto_core::conversation::epoch::epoch_expired;
+use sotto_core::conversation::identity::IdentityAssertion;
 use sotto_core::conversation::{
     AttachmentRef, ChainId, ConversationId, EpochRecord, EpochWarning, Freshness, MessageKind,
     ParsedMessage, ReceiverChain, SenderChain, Stream, seal_message, sender_key,
@@ -33,6 +34,9 @@ use crate::rng::os_rng;
 use crate::store::{Expect, Query, Store, Transaction};
 use crate::transport::{Method, Transport};
 use crate::{Error, Result};
+
+/// Starts a system message that carries a visitor identity assertion.
+const IDENTITY_TAG: &[u8] = b"sotto.identity\0";
 
 /// Envelopes fetched per request.
 const ENVELOPE_PAGE: usize = 500;
@@ -1068,6 +1072,13 @@ impl<S: Store, T: Transport> Client<S, T> {
             .await
         {
             Ok(Received::New(message)) => {
+                if let Body::Other(content) = &message.body
+                    && message.kind == MessageKind::System
+                    && let Some(assertion) = content.strip_prefix(IDENTITY_TAG)
+                {
+                    self.check_identity(conversation, record, &message.sender, assertion)
+                        .await?;
+                }
                 self.inner.events.emit(Event::Message {
                     conversation: *conversation,
                     message: *message,
@@ -1082,6 +1093,51 @@ impl<S: Store, T: Transport> Client<S, T> {
                 Ok(())
             }
         }
+    }
+
+    /// Presents an identity assertion (`IdentityAssertion` wire bytes, signed by the company's
+    /// backend with an integration key of the team) in the conversation, as a system message.
+    /// Members check it against their verified chain and report
+    /// [`Event::IdentityVerified`] or [`Warning::UnverifiedIdentity`].
+    pub async fn present_identity(
+        &self,
+        conversation: &ConversationId,
+        assertion: &[u8],
+    ) -> Result<Outgoing> {
+        IdentityAssertion::from_wire(assertion)?;
+        let mut content = IDENTITY_TAG.to_vec();
+        content.extend_from_slice(assertion);
+        self.send_durable(conversation, MessageKind::System, &content)
+            .await
+    }
+
+    /// Checks an identity assertion a participant presented for its own device.
+    async fn check_identity(
+        &self,
+        conversation: &ConversationId,
+        record: &ConvRecord,
+        sender: &DeviceId,
+        assertion: &[u8],
+    ) -> Result<()> {
+        let state = self.team_state(&record.team).await?;
+        let verified = IdentityAssertion::from_wire(assertion).ok().and_then(|a| {
+            match a.check(&state, sender, self.now()) {
+                Ok(Ok(())) => Some(a.customer_id),
+                _ => None,
+            }
+        });
+        self.inner.events.emit(match verified {
+            Some(customer_id) => Event::IdentityVerified {
+                conversation: *conversation,
+                device: *sender,
+                customer_id,
+            },
+            None => Event::Warning(Warning::UnverifiedIdentity {
+                conversation: *conversation,
+                device: *sender,
+            }),
+        });
+        Ok(())
     }
 
     /// Processes an ephemeral message from the push stream.

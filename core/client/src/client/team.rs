@@ -370,6 +370,23 @@ impl<S: Store, T: Transport> Client<S, T> {
         self.propose(team, Change::SetPolicy { policy }).await
     }
 
+    /// Registers a key of the company's backend that signs visitor identity assertions.
+    pub async fn add_integration_key(
+        &self,
+        team: &TeamId,
+        name: &str,
+        key: sotto_core::crypto::sign::VerifyingKey,
+    ) -> Result<()> {
+        self.propose(
+            team,
+            Change::AddIntegrationKey {
+                name: name.to_owned(),
+                key,
+            },
+        )
+        .await
+    }
+
     /// Rotates the team key.
     pub async fn rotate_team_key(&self, team: &TeamId) -> Result<()> {
         self.propose(team, Change::RotateKey).await
