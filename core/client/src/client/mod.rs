@@ -19,10 +19,13 @@
 mod api;
 mod backup;
 pub mod conversation;
+mod epochs;
 pub mod events;
 mod push;
 pub mod queue;
+mod receive;
 mod records;
+mod send;
 pub mod team;
 
 use std::collections::{BTreeMap, HashMap};
@@ -42,7 +45,7 @@ use crate::transport::{Method, RelayUrl, Transport};
 use crate::{Error, Result};
 
 use api::{Api, b64};
-pub use conversation::{AttachmentInfo, Body, Message};
+pub use conversation::{AttachmentInfo, Body, Message, Outgoing};
 pub use events::{Event, EventStream, TeamChange, Warning};
 pub use team::{MemberInfo, TeamRef};
 

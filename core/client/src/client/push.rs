@@ -11,8 +11,8 @@ use sotto_core::team::TeamId;
 
 use super::Client;
 use super::api::{unb64, unhex};
-use super::conversation::StoredEnvelope;
 use super::events::Event;
+use super::receive::StoredEnvelope;
 use crate::store::Store;
 use crate::transport::{CLOSE_TOKEN_EXPIRED, PushStream, Transport};
 use crate::{Error, Result};
