@@ -326,7 +326,33 @@ async fn membership_changes_are_events_and_a_second_device_is_approved() {
         ["hello team"]
     );
 
-    // A visitor cannot manage a team, an agent cannot invite.
+    // The agent revokes the second device: it sees that and reads nothing more.
+    w.agent
+        .revoke_device(&w.team.team, &w.agent_member, &second.device_id())
+        .await
+        .unwrap();
+    let change = wait_for(&mut agent_events, |e| match e {
+        Event::TeamChanged {
+            change: change @ TeamChange::DeviceRevoked { .. },
+            ..
+        } => Some(change.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        change,
+        TeamChange::DeviceRevoked {
+            member: w.agent_member,
+            device: second.device_id()
+        }
+    );
+    assert_eq!(second.sync().await.unwrap_err().code(), "relay_forbidden");
+    w.owner.sync_team(&w.team.team).await.unwrap();
+    let members = w.owner.members(&w.team.team).await.unwrap();
+    let agent = members.iter().find(|m| m.member == w.agent_member).unwrap();
+    assert_eq!(agent.devices, vec![w.agent.device_id()]);
+
+    // An agent cannot invite.
     assert_eq!(
         w.agent
             .invite_member(&w.team.team, &second.device_id(), Role::Agent)

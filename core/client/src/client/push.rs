@@ -102,7 +102,9 @@ impl<S: Store, T: Transport> Client<S, T> {
         let frame: Frame =
             serde_json::from_str(text).map_err(|_| Error::BadResponse("push frame"))?;
         match frame {
-            Frame::Ready | Frame::Lagged => self.sync().await,
+            // Connecting already synced everything up to the subscription.
+            Frame::Ready => Ok(()),
+            Frame::Lagged => self.sync().await,
             Frame::Envelope {
                 conversation_id,
                 cursor,
