@@ -817,3 +817,38 @@ async fn identity_assertions_are_checked_against_the_team_chain() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn the_store_holds_no_plaintext() {
+    use sotto_client::store::{Query, Store};
+    let w = World::new().await;
+    let secret_text = "the parcel code is QX-7731-ZEBRA";
+    w.visitor
+        .send_text(&w.conversation, secret_text)
+        .await
+        .unwrap();
+    w.agent.sync().await.unwrap();
+    w.agent
+        .send_text(&w.conversation, "reply with PELICAN-4410")
+        .await
+        .unwrap();
+    w.visitor.sync().await.unwrap();
+    assert_eq!(history_texts(&w.visitor, &w.conversation).await.len(), 2);
+
+    let backend = &w.visitor_store;
+    let mut scanned = 0;
+    for ns in backend.namespaces().await.unwrap() {
+        for (key, record) in backend.list(&ns, &Query::default()).await.unwrap() {
+            for needle in [&b"QX-7731-ZEBRA"[..], b"PELICAN-4410"] {
+                assert!(!contains(&record.sealed, needle), "{ns:?}");
+                assert!(!contains(&key, needle));
+            }
+            scanned += 1;
+        }
+    }
+    assert!(scanned > 5, "only {scanned} records");
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}

@@ -192,7 +192,9 @@ impl<S: Store, T: Transport> Client<S, T> {
         &self.inner.store
     }
 
-    /// A new subscription to the client's [`Event`]s, from now on.
+    /// A new subscription to the client's [`Event`]s, from now on. Events wait in the
+    /// subscription until read (it is unbounded): read it continuously, or drop it to
+    /// unsubscribe.
     pub fn events(&self) -> EventStream {
         self.inner.events.subscribe()
     }
