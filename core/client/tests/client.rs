@@ -883,3 +883,35 @@ async fn a_connected_member_keeps_the_head_attestation_fresh() {
         "chain_stale_head"
     );
 }
+
+#[tokio::test]
+async fn a_message_withheld_by_the_relay_shows_as_a_gap() {
+    let relay = TestRelay::start().await;
+    let (owner, _, owner_net) = relay.register(DeviceKind::Member, true).await;
+    let team = owner
+        .create_team(sotto_core::team::Policy::default())
+        .await
+        .unwrap();
+    let (visitor, _, _) = relay.register(DeviceKind::Visitor, false).await;
+    let conversation = visitor.open_conversation(team).await.unwrap();
+    for text in ["first", "second", "third"] {
+        visitor.send_text(&conversation, text).await.unwrap();
+    }
+    owner_net.withhold(2);
+    let mut events = owner.events();
+    owner.sync().await.unwrap();
+    assert_eq!(
+        history_texts(&owner, &conversation).await,
+        ["first", "third"]
+    );
+    let mut gaps = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let Event::Warning(Warning::Gap {
+            sender, missing, ..
+        }) = e
+        {
+            gaps.push((sender, missing));
+        }
+    }
+    assert_eq!(gaps, [(visitor.device_id(), 1)]);
+}
