@@ -71,7 +71,7 @@ async fn garbage_input_on_every_route_gives_json_4xx_never_5xx() {
     let relay = TestRelay::start().await;
     let w = World::new(&relay, "acme").await;
     let token = w.team.owner.token.clone().unwrap();
-    let http = reqwest::Client::new();
+    let http = http_client();
     let conv = w.conversation.hex();
     let team = w.team.team_hex();
     let agent_id = w.agent.id_hex();
@@ -256,7 +256,7 @@ async fn rate_limits_answer_429_with_retry_after() {
         a.burst_per_address = 5;
     })
     .await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     for _ in 0..5 {
         send(
             &http,
@@ -322,7 +322,7 @@ async fn rate_limits_answer_429_with_retry_after() {
 async fn openapi_document_describes_every_route_and_error() {
     let relay = TestRelay::start().await;
     let served = send(
-        &reqwest::Client::new(),
+        &http_client(),
         Method::GET,
         &format!("{}/openapi.json", relay.base),
         None,
@@ -334,7 +334,7 @@ async fn openapi_document_describes_every_route_and_error() {
     assert_eq!(served["openapi"], "3.0.3");
 
     let doc = document();
-    let http = reqwest::Client::new();
+    let http = http_client();
     let all_methods = [Method::GET, Method::POST, Method::PUT, Method::DELETE];
     for (path, item) in doc["paths"].as_object().unwrap() {
         let concrete = path

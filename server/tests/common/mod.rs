@@ -40,6 +40,13 @@ pub fn unb64(s: &str) -> Vec<u8> {
 }
 
 /// An RNG seeded from the OS, so runs differ (ids must not collide across tests).
+/// An HTTP client for the tests. Installs the ring crypto provider first: built together with
+/// the client SDK, reqwest has rustls without a provider of its own (only http:// is used here).
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 pub fn rng() -> ChaCha20Rng {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).unwrap();
@@ -197,7 +204,7 @@ impl TestRelay {
             db_path,
             database_url: a.database.url.clone(),
             base,
-            http: reqwest::Client::new(),
+            http: http_client(),
         }
     }
 
@@ -312,7 +319,7 @@ pub async fn send(
 impl Client {
     pub fn new(base: &str, tenant: &Tenant, device: Device) -> Self {
         Client {
-            http: reqwest::Client::new(),
+            http: http_client(),
             base: base.to_owned(),
             widget_id: tenant.widget_id.clone(),
             device,
