@@ -743,3 +743,56 @@ fn keyrings_survive_the_store_and_forget_generations_on_request() {
     assert_eq!(trimmed.forget_before(2), 2);
     assert_eq!(trimmed.generations().collect::<Vec<_>>(), vec![2]);
 }
+
+#[test]
+fn what_a_removed_agent_wrote_before_its_removal_stays_verifiable_and_nothing_after() {
+    let mut w = World::new(25, Policy::default());
+    let agent = w.add(Role::Agent);
+    let visitor = Visitor::new(&mut w.rng);
+    let conversation = ConversationId::random(&mut w.rng);
+    let team = w.verified();
+    let (before, _) = visitor.open_epoch(&mut w, &team, Some(conversation), 0);
+    let secret = before.secret_for_member(&agent.keyring).unwrap();
+    let mut out = SenderChain::new(&secret, chain(&before, &agent.device, MessageKind::Text));
+    let reply = seal_message(&mut out, &agent.device, MessageKind::Text, b"on its way").unwrap();
+
+    w.owner_does(Change::RemoveMember {
+        member: agent.member,
+    });
+    let newcomer = w.add(Role::Agent);
+
+    // A member who joins later reads the removed agent's reply from history.
+    before.verify(&w.state, None, Freshness::History).unwrap();
+    let s = before.secret_for_member(&newcomer.keyring).unwrap();
+    assert_eq!(
+        receive(&w.state, &before, &s, &mut Vec::new(), &reply).unwrap(),
+        b"on its way"
+    );
+
+    // An epoch record it signs naming a head after its removal is refused, live or as history.
+    let team = w.verified();
+    let (forged, _) = EpochRecord::open(
+        &mut w.rng,
+        &agent.device,
+        &team,
+        conversation,
+        1,
+        vec![visitor.device.record()],
+        T0,
+    )
+    .unwrap();
+    for freshness in [Freshness::Live, Freshness::History] {
+        assert_eq!(
+            forged
+                .verify(&w.state, Some(&[visitor.device.record()]), freshness)
+                .unwrap_err(),
+            Error::Epoch(EpochError::UnknownAuthor)
+        );
+    }
+    // And in an epoch opened after its removal, it is no sender at all.
+    let (after, _) = visitor.open_epoch(&mut w, &team, Some(conversation), 1);
+    assert_eq!(
+        sender_key(&w.state, &after, &agent.device.id(), MessageKind::Text).unwrap_err(),
+        Error::Message(MessageError::UnknownSender)
+    );
+}

@@ -240,7 +240,19 @@ impl EpochRecord {
                 }
                 *member.identity()
             }
-            (None, None) => return Err(EpochError::UnknownAuthor.into()),
+            // From history, a device removed since may have written it while it was active:
+            // the head it names must come before the link that removed it.
+            (None, None) => match team.former(&self.author) {
+                Some(former)
+                    if freshness == Freshness::History
+                        && self.team_seq < former.removed_at
+                        && former.role.can_read()
+                        && former.record.kind() == DeviceKind::Member =>
+                {
+                    *former.record.identity()
+                }
+                _ => return Err(EpochError::UnknownAuthor.into()),
+            },
         };
 
         // Only the visitor decides which devices are the visitor's: the first record is the
@@ -299,7 +311,8 @@ impl EpochRecord {
 
 /// The key that verifies `sender`'s messages in the epoch of `record`, if `sender` may send
 /// `kind` there: one of the visitor's devices, or an active member device whose role may send
-/// (any read-permitted role may send ephemeral kinds such as receipts).
+/// (any read-permitted role may send ephemeral kinds such as receipts), or a member device
+/// removed since, whose role could, in an epoch opened before its removal.
 pub fn sender_key(
     team: &TeamState,
     record: &EpochRecord,
@@ -309,14 +322,22 @@ pub fn sender_key(
     if let Some(v) = record.visitor_devices.iter().find(|d| d.id() == *sender) {
         return Ok(*v.identity());
     }
-    let (_, role) = team
-        .member_of(sender)
-        .ok_or(crate::error::MessageError::UnknownSender)?;
-    let allowed = if kind.is_ephemeral() {
-        role.can_read()
-    } else {
-        role.can_send()
+    let may = |role: crate::team::Role| {
+        if kind.is_ephemeral() {
+            role.can_read()
+        } else {
+            role.can_send()
+        }
     };
+    let Some((_, role)) = team.member_of(sender) else {
+        return match team.former(sender) {
+            Some(former) if record.team_seq < former.removed_at && may(former.role) => {
+                Ok(*former.record.identity())
+            }
+            _ => Err(crate::error::MessageError::UnknownSender.into()),
+        };
+    };
+    let allowed = may(role);
     let record = team
         .device(sender)
         .filter(|_| allowed)

@@ -21,4 +21,4 @@ pub use keys::TeamKeyring;
 pub use link::{Change, Link};
 pub use policy::{HistoryMode, Policy};
 pub use role::Role;
-pub use state::{HeadRelation, TeamState};
+pub use state::{FormerDevice, HeadRelation, TeamState};

@@ -43,8 +43,20 @@ pub struct TeamState {
     link_hashes: Vec<LinkHash>,
     /// The current key generation after each link, by sequence number, to check history.
     generation_by_seq: Vec<u32>,
-    /// Records of devices since revoked or removed, to verify what they wrote while active.
-    former_devices: BTreeMap<DeviceId, DeviceRecord>,
+    /// Devices since revoked or removed, to verify what they wrote while active.
+    former_devices: BTreeMap<DeviceId, FormerDevice>,
+}
+
+/// A device that was revoked or removed, as the chain left it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FormerDevice {
+    /// Its record.
+    pub record: DeviceRecord,
+    /// Its member's role when it went.
+    pub role: Role,
+    /// The sequence number of the link that revoked or removed it: it was active at every
+    /// earlier head.
+    pub removed_at: u64,
 }
 
 /// Where a chain head named by a peer (in an epoch record) stands relative to ours.
@@ -216,7 +228,13 @@ impl TeamState {
             && let Some(m) = self.members.get_mut(&member)
             && let Some(record) = m.devices.remove(device)
         {
-            self.former_devices.insert(*device, record);
+            let former = FormerDevice {
+                record,
+                role: m.role,
+                // The link being applied comes right after the current head.
+                removed_at: self.seq.saturating_add(1),
+            };
+            self.former_devices.insert(*device, former);
         }
         self.held.remove(device).is_some_and(|g| !g.is_empty())
     }
@@ -584,6 +602,11 @@ impl TeamState {
 
     /// The record of a device that was once active and has since been revoked or removed.
     pub fn former_device(&self, device: &DeviceId) -> Option<&DeviceRecord> {
+        self.former_devices.get(device).map(|f| &f.record)
+    }
+
+    /// A revoked or removed device with its role and the link that took it away.
+    pub fn former(&self, device: &DeviceId) -> Option<&FormerDevice> {
         self.former_devices.get(device)
     }
 
