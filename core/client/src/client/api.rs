@@ -14,7 +14,8 @@ use zeroize::Zeroizing;
 use crate::transport::{HttpRequest, HttpResponse, Method, RelayUrl, Transport};
 use crate::{Error, Result};
 
-/// Renew a token this many seconds before the relay says it expires.
+/// Renew a token this many seconds before the relay says it expires (at most a quarter of its
+/// lifetime; a token the relay refuses earlier is renewed on its 401).
 const TOKEN_MARGIN_SECS: u64 = 60;
 
 pub(crate) fn b64(bytes: &[u8]) -> String {
@@ -35,7 +36,8 @@ pub(crate) fn unhex<const N: usize>(s: &str) -> Result<[u8; N]> {
 
 struct Token {
     value: Zeroizing<String>,
-    expires_at: u64,
+    /// When to stop using it: the relay's expiry less a margin.
+    renew_at: u64,
 }
 
 /// A device's view of one relay.
@@ -156,7 +158,7 @@ impl<T: Transport> Api<T> {
         let now = self.transport.now();
         if !renew
             && let Some(t) = slot.as_ref()
-            && t.expires_at > now.saturating_add(TOKEN_MARGIN_SECS)
+            && t.renew_at > now
         {
             return Ok(t.value.clone());
         }
@@ -201,9 +203,11 @@ impl<T: Transport> Api<T> {
         if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::BadResponse("token is not 32 bytes of hex"));
         }
+        let lifetime = issued.expires_at.saturating_sub(self.transport.now());
+        let margin = TOKEN_MARGIN_SECS.min(lifetime / 4);
         Ok(Token {
             value: token,
-            expires_at: issued.expires_at,
+            renew_at: issued.expires_at.saturating_sub(margin),
         })
     }
 }

@@ -11,8 +11,8 @@ use sotto_core::team::TeamId;
 
 use super::Client;
 use super::api::{unb64, unhex};
-use super::conversation::StoredEnvelope;
 use super::events::Event;
+use super::receive::StoredEnvelope;
 use crate::store::Store;
 use crate::transport::{CLOSE_TOKEN_EXPIRED, PushStream, Transport};
 use crate::{Error, Result};
@@ -39,6 +39,8 @@ enum Frame {
     },
     Link {
         team_id: String,
+        seq: u64,
+        link: String,
     },
     ConversationDeleted {
         conversation_id: String,
@@ -100,7 +102,9 @@ impl<S: Store, T: Transport> Client<S, T> {
         let frame: Frame =
             serde_json::from_str(text).map_err(|_| Error::BadResponse("push frame"))?;
         match frame {
-            Frame::Ready | Frame::Lagged => self.sync().await,
+            // Connecting already synced everything up to the subscription.
+            Frame::Ready => Ok(()),
+            Frame::Lagged => self.sync().await,
             Frame::Envelope {
                 conversation_id,
                 cursor,
@@ -134,13 +138,17 @@ impl<S: Store, T: Transport> Client<S, T> {
                     Err(e) => Err(e),
                 }
             }
-            Frame::Link { team_id } => {
+            Frame::Link { team_id, seq, link } => {
                 let team = TeamId(unhex(&team_id)?);
-                if self.inner.teams.lock().await.contains_key(&team) {
-                    self.sync_team(&team).await?;
-                    self.discover_conversations().await?;
+                if !self.inner.teams.lock().await.contains_key(&team) {
+                    return Ok(());
                 }
-                Ok(())
+                // The next link is applied as pushed: a device removed by it can no longer
+                // list the chain, but is told (and verifies) its own removal this way.
+                if !self.apply_pushed_link(&team, seq, &unb64(&link)?).await? {
+                    self.sync_team(&team).await?;
+                }
+                self.discover_conversations().await
             }
             Frame::ConversationDeleted { conversation_id } => {
                 let conversation = ConversationId(unhex(&conversation_id)?);

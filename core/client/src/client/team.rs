@@ -370,6 +370,23 @@ impl<S: Store, T: Transport> Client<S, T> {
         self.propose(team, Change::SetPolicy { policy }).await
     }
 
+    /// Registers a key of the company's backend that signs visitor identity assertions.
+    pub async fn add_integration_key(
+        &self,
+        team: &TeamId,
+        name: &str,
+        key: sotto_core::crypto::sign::VerifyingKey,
+    ) -> Result<()> {
+        self.propose(
+            team,
+            Change::AddIntegrationKey {
+                name: name.to_owned(),
+                key,
+            },
+        )
+        .await
+    }
+
     /// Rotates the team key.
     pub async fn rotate_team_key(&self, team: &TeamId) -> Result<()> {
         self.propose(team, Change::RotateKey).await
@@ -387,6 +404,29 @@ impl<S: Store, T: Transport> Client<S, T> {
         let mut teams = self.inner.teams.lock().await;
         let view = teams.get_mut(team).ok_or(Error::UnknownTeam)?;
         self.sync_locked(team, view).await
+    }
+
+    /// Applies a pushed link if it is the next one; false if it is not (then sync instead).
+    pub(crate) async fn apply_pushed_link(
+        &self,
+        team: &TeamId,
+        seq: u64,
+        wire: &[u8],
+    ) -> Result<bool> {
+        let mut teams = self.inner.teams.lock().await;
+        let view = teams.get_mut(team).ok_or(Error::UnknownTeam)?;
+        if view.state.is_deleted() || seq != view.state.seq().saturating_add(1) {
+            return Ok(seq <= view.state.seq());
+        }
+        let link = Link::from_wire(wire)?;
+        if link.seq != seq {
+            return Err(Error::BadResponse("pushed link out of sequence"));
+        }
+        self.accept_link(team, view, &link).await?;
+        if view.state.is_deleted() {
+            self.forget_team_data(team).await?;
+        }
+        Ok(true)
     }
 
     /// A copy of the verified state of a team.
@@ -582,12 +622,35 @@ impl<S: Store, T: Transport> Client<S, T> {
                 .call_json(Method::Get, &path(team, "/attestation"), None)
                 .await?;
             let attestation = HeadAttestation::from_wire(&unb64(&out.attestation)?)?;
-            match attestation.check_fresh(&state, self.now()) {
-                Ok(()) => return Ok(state),
+            let now = self.now();
+            match attestation.check_fresh(&state, now) {
+                Ok(()) => {
+                    if let Ok(mut checked) = self.inner.head_checked.lock() {
+                        checked.insert(*team, now);
+                    }
+                    return Ok(state);
+                }
                 Err(e) => last = Some(e),
             }
         }
         Err(last.map_or(Error::BadResponse("attestation"), Error::Core))
+    }
+
+    /// Whether a visitor must see a fresh head attestation again before it seals anything to
+    /// the team: after half the policy's freshness limit since the last one. So a relay that
+    /// hides a removal (and the rotation with it) can keep a visitor writing to the old key for
+    /// at most one and a half times the limit; sending fails rather than skip the check.
+    pub(crate) async fn head_check_due(&self, team: &TeamId) -> Result<bool> {
+        let state = self.team_state(team).await?;
+        let half = u64::from(state.policy().freshness_limit_secs / 2);
+        let now = self.now();
+        Ok(self
+            .inner
+            .head_checked
+            .lock()
+            .ok()
+            .and_then(|c| c.get(team).copied())
+            .is_none_or(|at| now.saturating_sub(at) >= half))
     }
 
     /// Forgets a team: its conversations, chain and keys.
