@@ -395,6 +395,23 @@ impl SottoClient {
         .await
     }
 
+    /// Registers a key of the company's backend (an Ed25519 public key, 32 bytes) that signs
+    /// visitor identity assertions.
+    pub async fn add_integration_key(
+        &self,
+        team_id: String,
+        name: String,
+        public_key: Vec<u8>,
+    ) -> Result<(), SottoError> {
+        let c = self.handle();
+        run(async move {
+            let team = types::team_id(&team_id)?;
+            let key = sotto_core::crypto::sign::VerifyingKey::from_slice(&public_key)?;
+            c.add_integration_key(&team, &name, key).await
+        })
+        .await
+    }
+
     /// Rotates a team's key.
     pub async fn rotate_team_key(&self, team_id: String) -> Result<(), SottoError> {
         let c = self.handle();
@@ -487,6 +504,23 @@ impl SottoClient {
         run(async move {
             let data = c.fetch_attachment(&attachment.info).await?;
             Ok::<_, Error>(data.to_vec())
+        })
+        .await
+    }
+
+    /// Presents an identity assertion (wire bytes signed by the company's backend with an
+    /// integration key of the team); members report `IdentityVerified` or a warning.
+    pub async fn present_identity(
+        &self,
+        conversation_id: String,
+        assertion: Vec<u8>,
+    ) -> Result<SentMessage, SottoError> {
+        let c = self.handle();
+        run(async move {
+            let conversation = types::conversation_id(&conversation_id)?;
+            c.present_identity(&conversation, &assertion)
+                .await
+                .map(Into::into)
         })
         .await
     }

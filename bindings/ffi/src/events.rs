@@ -75,6 +75,16 @@ pub enum Event {
         /// The team.
         team_id: String,
     },
+    /// A visitor presented an identity assertion that verifies against the team chain: the
+    /// company's backend vouches that this device is its customer `customer_id`.
+    IdentityVerified {
+        /// The conversation.
+        conversation_id: String,
+        /// The visitor device.
+        device_id: String,
+        /// The company's id for the customer (untrusted text for display).
+        customer_id: String,
+    },
     /// The push connection is up and everything missed while away was synced.
     Connected,
     /// The push connection ended; the client reconnects while started.
@@ -317,6 +327,15 @@ impl Event {
             },
             ClientEvent::RemovedFromTeam { team } => Event::RemovedFromTeam {
                 team_id: h(&team.0),
+            },
+            ClientEvent::IdentityVerified {
+                conversation,
+                device,
+                customer_id,
+            } => Event::IdentityVerified {
+                conversation_id: h(&conversation.0),
+                device_id: h(&device.0),
+                customer_id,
             },
             ClientEvent::Connected => Event::Connected,
             ClientEvent::Disconnected { code } => Event::Disconnected {

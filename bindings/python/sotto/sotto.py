@@ -549,6 +549,8 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_ffi_checksum_method_listenerhandle_is_active() != 23407:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_ffi_checksum_method_sottoclient_add_integration_key() != 51308:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_ffi_checksum_method_sottoclient_approve_device() != 23854:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_ffi_checksum_method_sottoclient_authenticate() != 17304:
@@ -594,6 +596,8 @@ def _uniffi_check_api_checksums(lib):
     if lib.uniffi_sotto_ffi_checksum_method_sottoclient_outbox_len() != 23036:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_ffi_checksum_method_sottoclient_pending() != 47322:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_ffi_checksum_method_sottoclient_present_identity() != 39444:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_ffi_checksum_method_sottoclient_relay_url() != 10273:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -694,6 +698,9 @@ _UniffiLib.uniffi_sotto_ffi_checksum_method_listenerhandle_cancel.restype = ctyp
 _UniffiLib.uniffi_sotto_ffi_checksum_method_listenerhandle_is_active.argtypes = (
 )
 _UniffiLib.uniffi_sotto_ffi_checksum_method_listenerhandle_is_active.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_ffi_checksum_method_sottoclient_add_integration_key.argtypes = (
+)
+_UniffiLib.uniffi_sotto_ffi_checksum_method_sottoclient_add_integration_key.restype = ctypes.c_uint16
 _UniffiLib.uniffi_sotto_ffi_checksum_method_sottoclient_approve_device.argtypes = (
 )
 _UniffiLib.uniffi_sotto_ffi_checksum_method_sottoclient_approve_device.restype = ctypes.c_uint16
@@ -763,6 +770,9 @@ _UniffiLib.uniffi_sotto_ffi_checksum_method_sottoclient_outbox_len.restype = cty
 _UniffiLib.uniffi_sotto_ffi_checksum_method_sottoclient_pending.argtypes = (
 )
 _UniffiLib.uniffi_sotto_ffi_checksum_method_sottoclient_pending.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_ffi_checksum_method_sottoclient_present_identity.argtypes = (
+)
+_UniffiLib.uniffi_sotto_ffi_checksum_method_sottoclient_present_identity.restype = ctypes.c_uint16
 _UniffiLib.uniffi_sotto_ffi_checksum_method_sottoclient_relay_url.argtypes = (
 )
 _UniffiLib.uniffi_sotto_ffi_checksum_method_sottoclient_relay_url.restype = ctypes.c_uint16
@@ -879,6 +889,13 @@ _UniffiLib.uniffi_sotto_ffi_fn_method_listenerhandle_is_active.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_sotto_ffi_fn_method_listenerhandle_is_active.restype = ctypes.c_int8
+_UniffiLib.uniffi_sotto_ffi_fn_method_sottoclient_add_integration_key.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+)
+_UniffiLib.uniffi_sotto_ffi_fn_method_sottoclient_add_integration_key.restype = ctypes.c_uint64
 _UniffiLib.uniffi_sotto_ffi_fn_method_sottoclient_approve_device.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -999,6 +1016,12 @@ _UniffiLib.uniffi_sotto_ffi_fn_method_sottoclient_pending.argtypes = (
     _UniffiRustBuffer,
 )
 _UniffiLib.uniffi_sotto_ffi_fn_method_sottoclient_pending.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_ffi_fn_method_sottoclient_present_identity.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+)
+_UniffiLib.uniffi_sotto_ffi_fn_method_sottoclient_present_identity.restype = ctypes.c_uint64
 _UniffiLib.uniffi_sotto_ffi_fn_method_sottoclient_relay_url.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -3917,6 +3940,53 @@ class Event:
             return True
 
     @dataclass
+    class IDENTITY_VERIFIED:
+        """
+        A visitor presented an identity assertion that verifies against the team chain: the
+        company's backend vouches that this device is its customer `customer_id`.
+"""
+        
+        def __init__(self, conversation_id:str, device_id:str, customer_id:str):
+            self.conversation_id = conversation_id
+            
+            """
+        The conversation.
+"""
+        
+            self.device_id = device_id
+            
+            """
+        The visitor device.
+"""
+        
+            self.customer_id = customer_id
+            
+            """
+        The company's id for the customer (untrusted text for display).
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Event.IDENTITY_VERIFIED(conversation_id={}, device_id={}, customer_id={})".format(self.conversation_id, self.device_id, self.customer_id)
+        def __eq__(self, other):
+            if not isinstance(other, Event):
+                return NotImplemented
+            if not other.is_IDENTITY_VERIFIED():
+                return False
+            if self.conversation_id != other.conversation_id:
+                return False
+            if self.device_id != other.device_id:
+                return False
+            if self.customer_id != other.customer_id:
+                return False
+            return True
+
+    @dataclass
     class CONNECTED:
         """
         The push connection is up and everything missed while away was synced.
@@ -4034,6 +4104,10 @@ class Event:
         return isinstance(self, Event.REMOVED_FROM_TEAM)
     def is_removed_from_team(self) -> bool:
         return isinstance(self, Event.REMOVED_FROM_TEAM)
+    def is_IDENTITY_VERIFIED(self) -> bool:
+        return isinstance(self, Event.IDENTITY_VERIFIED)
+    def is_identity_verified(self) -> bool:
+        return isinstance(self, Event.IDENTITY_VERIFIED)
     def is_CONNECTED(self) -> bool:
         return isinstance(self, Event.CONNECTED)
     def is_connected(self) -> bool:
@@ -4059,6 +4133,7 @@ Event.CONVERSATION_STARTED = type("Event.CONVERSATION_STARTED", (Event.CONVERSAT
 Event.CONVERSATION_DELETED = type("Event.CONVERSATION_DELETED", (Event.CONVERSATION_DELETED, Event,), {})  # type: ignore
 Event.TEAM_CHANGED = type("Event.TEAM_CHANGED", (Event.TEAM_CHANGED, Event,), {})  # type: ignore
 Event.REMOVED_FROM_TEAM = type("Event.REMOVED_FROM_TEAM", (Event.REMOVED_FROM_TEAM, Event,), {})  # type: ignore
+Event.IDENTITY_VERIFIED = type("Event.IDENTITY_VERIFIED", (Event.IDENTITY_VERIFIED, Event,), {})  # type: ignore
 Event.CONNECTED = type("Event.CONNECTED", (Event.CONNECTED, Event,), {})  # type: ignore
 Event.DISCONNECTED = type("Event.DISCONNECTED", (Event.DISCONNECTED, Event,), {})  # type: ignore
 Event.WARNING = type("Event.WARNING", (Event.WARNING, Event,), {})  # type: ignore
@@ -4112,13 +4187,19 @@ class _UniffiFfiConverterTypeEvent(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 9:
-            return Event.CONNECTED(
+            return Event.IDENTITY_VERIFIED(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
             )
         if variant == 10:
+            return Event.CONNECTED(
+            )
+        if variant == 11:
             return Event.DISCONNECTED(
                 _UniffiFfiConverterOptionalString.read(buf),
             )
-        if variant == 11:
+        if variant == 12:
             return Event.WARNING(
                 _UniffiFfiConverterTypeSecurityWarning.read(buf),
             )
@@ -4158,6 +4239,11 @@ class _UniffiFfiConverterTypeEvent(_UniffiConverterRustBuffer):
             return
         if value.is_REMOVED_FROM_TEAM():
             _UniffiFfiConverterString.check_lower(value.team_id)
+            return
+        if value.is_IDENTITY_VERIFIED():
+            _UniffiFfiConverterString.check_lower(value.conversation_id)
+            _UniffiFfiConverterString.check_lower(value.device_id)
+            _UniffiFfiConverterString.check_lower(value.customer_id)
             return
         if value.is_CONNECTED():
             return
@@ -4204,13 +4290,18 @@ class _UniffiFfiConverterTypeEvent(_UniffiConverterRustBuffer):
         if value.is_REMOVED_FROM_TEAM():
             buf.write_i32(8)
             _UniffiFfiConverterString.write(value.team_id, buf)
-        if value.is_CONNECTED():
+        if value.is_IDENTITY_VERIFIED():
             buf.write_i32(9)
-        if value.is_DISCONNECTED():
+            _UniffiFfiConverterString.write(value.conversation_id, buf)
+            _UniffiFfiConverterString.write(value.device_id, buf)
+            _UniffiFfiConverterString.write(value.customer_id, buf)
+        if value.is_CONNECTED():
             buf.write_i32(10)
+        if value.is_DISCONNECTED():
+            buf.write_i32(11)
             _UniffiFfiConverterOptionalString.write(value.code, buf)
         if value.is_WARNING():
-            buf.write_i32(11)
+            buf.write_i32(12)
             _UniffiFfiConverterTypeSecurityWarning.write(value.warning, buf)
 
 
@@ -4998,6 +5089,12 @@ class SottoClientProtocol(typing.Protocol):
     A registered device. Methods may be called concurrently from any thread.
 """
     
+    async def add_integration_key(self, team_id: str,name: str,public_key: bytes) -> None:
+        """
+        Registers a key of the company's backend (an Ed25519 public key, 32 bytes) that signs
+        visitor identity assertions.
+"""
+        raise NotImplementedError
     async def approve_device(self, team_id: str,member_id: str,device_id: str) -> None:
         """
         Approves another device of a member.
@@ -5114,6 +5211,12 @@ class SottoClientProtocol(typing.Protocol):
         This device's messages that wait for the relay, oldest first.
 """
         raise NotImplementedError
+    async def present_identity(self, conversation_id: str,assertion: bytes) -> SentMessage:
+        """
+        Presents an identity assertion (wire bytes signed by the company's backend with an
+        integration key of the team); members report `IdentityVerified` or a warning.
+"""
+        raise NotImplementedError
     def relay_url(self, ) -> str:
         """
         The relay this client talks to.
@@ -5228,6 +5331,33 @@ class SottoClient(SottoClientProtocol):
         inst = cls.__new__(cls)
         inst._handle = handle
         return inst
+    async def add_integration_key(self, team_id: str,name: str,public_key: bytes) -> None:
+        """
+        Registers a key of the company's backend (an Ed25519 public key, 32 bytes) that signs
+        visitor identity assertions.
+"""
+        
+        _UniffiFfiConverterString.check_lower(team_id)
+
+        _UniffiFfiConverterString.check_lower(name)
+
+        _UniffiFfiConverterBytes.check_lower(public_key)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(team_id),
+            _UniffiFfiConverterString.lower(name),
+            _UniffiFfiConverterBytes.lower(public_key),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_sotto_ffi_fn_method_sottoclient_add_integration_key(*_uniffi_lowered_args),
+            _UniffiLib.ffi_sotto_ffi_rust_future_poll_void,
+            _UniffiLib.ffi_sotto_ffi_rust_future_complete_void,
+            _UniffiLib.ffi_sotto_ffi_rust_future_free_void,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
     async def approve_device(self, team_id: str,member_id: str,device_id: str) -> None:
         """
         Approves another device of a member.
@@ -5678,6 +5808,30 @@ class SottoClient(SottoClientProtocol):
         _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
         return await _uniffi_rust_call_async(
             _UniffiLib.uniffi_sotto_ffi_fn_method_sottoclient_pending(*_uniffi_lowered_args),
+            _UniffiLib.ffi_sotto_ffi_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_sotto_ffi_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_sotto_ffi_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
+    async def present_identity(self, conversation_id: str,assertion: bytes) -> SentMessage:
+        """
+        Presents an identity assertion (wire bytes signed by the company's backend with an
+        integration key of the team); members report `IdentityVerified` or a warning.
+"""
+        
+        _UniffiFfiConverterString.check_lower(conversation_id)
+
+        _UniffiFfiConverterBytes.check_lower(assertion)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(conversation_id),
+            _UniffiFfiConverterBytes.lower(assertion),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeSentMessage.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_sotto_ffi_fn_method_sottoclient_present_identity(*_uniffi_lowered_args),
             _UniffiLib.ffi_sotto_ffi_rust_future_poll_rust_buffer,
             _UniffiLib.ffi_sotto_ffi_rust_future_complete_rust_buffer,
             _UniffiLib.ffi_sotto_ffi_rust_future_free_rust_buffer,

@@ -269,6 +269,11 @@ uint64_t uniffi_sotto_ffi_fn_clone_sottoclient(uint64_t handle, RustCallStatus *
 void uniffi_sotto_ffi_fn_free_sottoclient(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_FN_METHOD_SOTTOCLIENT_ADD_INTEGRATION_KEY
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_FN_METHOD_SOTTOCLIENT_ADD_INTEGRATION_KEY
+uint64_t uniffi_sotto_ffi_fn_method_sottoclient_add_integration_key(uint64_t ptr, RustBuffer team_id, RustBuffer name, RustBuffer public_key
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_FN_METHOD_SOTTOCLIENT_APPROVE_DEVICE
 #define UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_FN_METHOD_SOTTOCLIENT_APPROVE_DEVICE
 uint64_t uniffi_sotto_ffi_fn_method_sottoclient_approve_device(uint64_t ptr, RustBuffer team_id, RustBuffer member_id, RustBuffer device_id
@@ -382,6 +387,11 @@ uint64_t uniffi_sotto_ffi_fn_method_sottoclient_outbox_len(uint64_t ptr
 #ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_FN_METHOD_SOTTOCLIENT_PENDING
 #define UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_FN_METHOD_SOTTOCLIENT_PENDING
 uint64_t uniffi_sotto_ffi_fn_method_sottoclient_pending(uint64_t ptr, RustBuffer conversation_id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_FN_METHOD_SOTTOCLIENT_PRESENT_IDENTITY
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_FN_METHOD_SOTTOCLIENT_PRESENT_IDENTITY
+uint64_t uniffi_sotto_ffi_fn_method_sottoclient_present_identity(uint64_t ptr, RustBuffer conversation_id, RustBuffer assertion
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_FN_METHOD_SOTTOCLIENT_RELAY_URL
@@ -866,6 +876,12 @@ uint16_t uniffi_sotto_ffi_checksum_func_restore_client(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_CHECKSUM_METHOD_SOTTOCLIENT_ADD_INTEGRATION_KEY
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_CHECKSUM_METHOD_SOTTOCLIENT_ADD_INTEGRATION_KEY
+uint16_t uniffi_sotto_ffi_checksum_method_sottoclient_add_integration_key(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_CHECKSUM_METHOD_SOTTOCLIENT_APPROVE_DEVICE
 #define UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_CHECKSUM_METHOD_SOTTOCLIENT_APPROVE_DEVICE
 uint16_t uniffi_sotto_ffi_checksum_method_sottoclient_approve_device(void
@@ -1001,6 +1017,12 @@ uint16_t uniffi_sotto_ffi_checksum_method_sottoclient_outbox_len(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_CHECKSUM_METHOD_SOTTOCLIENT_PENDING
 #define UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_CHECKSUM_METHOD_SOTTOCLIENT_PENDING
 uint16_t uniffi_sotto_ffi_checksum_method_sottoclient_pending(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_CHECKSUM_METHOD_SOTTOCLIENT_PRESENT_IDENTITY
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_CHECKSUM_METHOD_SOTTOCLIENT_PRESENT_IDENTITY
+uint16_t uniffi_sotto_ffi_checksum_method_sottoclient_present_identity(void
     
 );
 #endif

@@ -1277,6 +1277,12 @@ public func FfiConverterTypeListenerHandle_lower(_ value: ListenerHandle) -> UIn
 public protocol SottoClientProtocol: AnyObject, Sendable {
     
     /**
+     * Registers a key of the company's backend (an Ed25519 public key, 32 bytes) that signs
+     * visitor identity assertions.
+     */
+    func addIntegrationKey(teamId: String, name: String, publicKey: Data) async throws 
+    
+    /**
      * Approves another device of a member.
      */
     func approveDevice(teamId: String, memberId: String, deviceId: String) async throws 
@@ -1391,6 +1397,12 @@ public protocol SottoClientProtocol: AnyObject, Sendable {
      * This device's messages that wait for the relay, oldest first.
      */
     func pending(conversationId: String) async throws  -> [ChatMessage]
+    
+    /**
+     * Presents an identity assertion (wire bytes signed by the company's backend with an
+     * integration key of the team); members report `IdentityVerified` or a warning.
+     */
+    func presentIdentity(conversationId: String, assertion: Data) async throws  -> SentMessage
     
     /**
      * The relay this client talks to.
@@ -1534,6 +1546,26 @@ open class SottoClient: SottoClientProtocol, @unchecked Sendable {
 
     
 
+    
+    /**
+     * Registers a key of the company's backend (an Ed25519 public key, 32 bytes) that signs
+     * visitor identity assertions.
+     */
+open func addIntegrationKey(teamId: String, name: String, publicKey: Data)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_sotto_ffi_fn_method_sottoclient_add_integration_key(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(teamId),FfiConverterString.lower(name),FfiConverterData.lower(publicKey)
+                )
+            },
+            pollFunc: ffi_sotto_ffi_rust_future_poll_void,
+            completeFunc: ffi_sotto_ffi_rust_future_complete_void,
+            freeFunc: ffi_sotto_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeSottoError_lift
+        )
+}
     
     /**
      * Approves another device of a member.
@@ -1942,6 +1974,26 @@ open func pending(conversationId: String)async throws  -> [ChatMessage]  {
             completeFunc: ffi_sotto_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_sotto_ffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterSequenceTypeChatMessage.lift,
+            errorHandler: FfiConverterTypeSottoError_lift
+        )
+}
+    
+    /**
+     * Presents an identity assertion (wire bytes signed by the company's backend with an
+     * integration key of the team); members report `IdentityVerified` or a warning.
+     */
+open func presentIdentity(conversationId: String, assertion: Data)async throws  -> SentMessage  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_sotto_ffi_fn_method_sottoclient_present_identity(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(conversationId),FfiConverterData.lower(assertion)
+                )
+            },
+            pollFunc: ffi_sotto_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_sotto_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_sotto_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeSentMessage_lift,
             errorHandler: FfiConverterTypeSottoError_lift
         )
 }
@@ -3198,6 +3250,21 @@ public enum Event {
          */teamId: String
     )
     /**
+     * A visitor presented an identity assertion that verifies against the team chain: the
+     * company's backend vouches that this device is its customer `customer_id`.
+     */
+    case identityVerified(
+        /**
+         * The conversation.
+         */conversationId: String, 
+        /**
+         * The visitor device.
+         */deviceId: String, 
+        /**
+         * The company's id for the customer (untrusted text for display).
+         */customerId: String
+    )
+    /**
      * The push connection is up and everything missed while away was synced.
      */
     case connected
@@ -3262,12 +3329,15 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         case 8: return .removedFromTeam(teamId: try FfiConverterString.read(from: &buf)
         )
         
-        case 9: return .connected
-        
-        case 10: return .disconnected(code: try FfiConverterOptionString.read(from: &buf)
+        case 9: return .identityVerified(conversationId: try FfiConverterString.read(from: &buf), deviceId: try FfiConverterString.read(from: &buf), customerId: try FfiConverterString.read(from: &buf)
         )
         
-        case 11: return .warning(warning: try FfiConverterTypeSecurityWarning.read(from: &buf)
+        case 10: return .connected
+        
+        case 11: return .disconnected(code: try FfiConverterOptionString.read(from: &buf)
+        )
+        
+        case 12: return .warning(warning: try FfiConverterTypeSecurityWarning.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -3327,17 +3397,24 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             FfiConverterString.write(teamId, into: &buf)
             
         
-        case .connected:
+        case let .identityVerified(conversationId,deviceId,customerId):
             writeInt(&buf, Int32(9))
+            FfiConverterString.write(conversationId, into: &buf)
+            FfiConverterString.write(deviceId, into: &buf)
+            FfiConverterString.write(customerId, into: &buf)
+            
+        
+        case .connected:
+            writeInt(&buf, Int32(10))
         
         
         case let .disconnected(code):
-            writeInt(&buf, Int32(10))
+            writeInt(&buf, Int32(11))
             FfiConverterOptionString.write(code, into: &buf)
             
         
         case let .warning(warning):
-            writeInt(&buf, Int32(11))
+            writeInt(&buf, Int32(12))
             FfiConverterTypeSecurityWarning.write(warning, into: &buf)
             
         }
@@ -4727,6 +4804,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_sotto_ffi_checksum_func_restore_client() != 56201) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_sotto_ffi_checksum_method_sottoclient_add_integration_key() != 51308) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_sotto_ffi_checksum_method_sottoclient_approve_device() != 23854) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -4794,6 +4874,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sotto_ffi_checksum_method_sottoclient_pending() != 47322) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_ffi_checksum_method_sottoclient_present_identity() != 39444) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sotto_ffi_checksum_method_sottoclient_relay_url() != 10273) {

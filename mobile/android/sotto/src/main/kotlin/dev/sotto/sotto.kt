@@ -714,6 +714,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_sotto_ffi_checksum_func_restore_client(
     ): Int
+    external fun uniffi_sotto_ffi_checksum_method_sottoclient_add_integration_key(
+    ): Int
     external fun uniffi_sotto_ffi_checksum_method_sottoclient_approve_device(
     ): Int
     external fun uniffi_sotto_ffi_checksum_method_sottoclient_authenticate(
@@ -759,6 +761,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_sotto_ffi_checksum_method_sottoclient_outbox_len(
     ): Int
     external fun uniffi_sotto_ffi_checksum_method_sottoclient_pending(
+    ): Int
+    external fun uniffi_sotto_ffi_checksum_method_sottoclient_present_identity(
     ): Int
     external fun uniffi_sotto_ffi_checksum_method_sottoclient_relay_url(
     ): Int
@@ -833,6 +837,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_sotto_ffi_fn_free_sottoclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_sotto_ffi_fn_method_sottoclient_add_integration_key(`ptr`: Long,`teamId`: RustBuffer.ByValue,`name`: RustBuffer.ByValue,`publicKey`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_sotto_ffi_fn_method_sottoclient_approve_device(`ptr`: Long,`teamId`: RustBuffer.ByValue,`memberId`: RustBuffer.ByValue,`deviceId`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_sotto_ffi_fn_method_sottoclient_authenticate(`ptr`: Long,
@@ -878,6 +884,8 @@ internal object UniffiLib {
     external fun uniffi_sotto_ffi_fn_method_sottoclient_outbox_len(`ptr`: Long,
     ): Long
     external fun uniffi_sotto_ffi_fn_method_sottoclient_pending(`ptr`: Long,`conversationId`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_sotto_ffi_fn_method_sottoclient_present_identity(`ptr`: Long,`conversationId`: RustBuffer.ByValue,`assertion`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_sotto_ffi_fn_method_sottoclient_relay_url(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1089,6 +1097,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_sotto_ffi_checksum_func_restore_client() and 0xFFFF) != 56201) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_sotto_ffi_checksum_method_sottoclient_add_integration_key() and 0xFFFF) != 51308) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_sotto_ffi_checksum_method_sottoclient_approve_device() and 0xFFFF) != 23854) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1156,6 +1167,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_sotto_ffi_checksum_method_sottoclient_pending() and 0xFFFF) != 47322) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_ffi_checksum_method_sottoclient_present_identity() and 0xFFFF) != 39444) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_sotto_ffi_checksum_method_sottoclient_relay_url() and 0xFFFF) != 10273) {
@@ -2937,6 +2951,12 @@ public object FfiConverterTypeListenerHandle: FfiConverter<ListenerHandle, Long>
 public interface SottoClientInterface {
     
     /**
+     * Registers a key of the company's backend (an Ed25519 public key, 32 bytes) that signs
+     * visitor identity assertions.
+     */
+    suspend fun `addIntegrationKey`(`teamId`: kotlin.String, `name`: kotlin.String, `publicKey`: kotlin.ByteArray)
+    
+    /**
      * Approves another device of a member.
      */
     suspend fun `approveDevice`(`teamId`: kotlin.String, `memberId`: kotlin.String, `deviceId`: kotlin.String)
@@ -3051,6 +3071,12 @@ public interface SottoClientInterface {
      * This device's messages that wait for the relay, oldest first.
      */
     suspend fun `pending`(`conversationId`: kotlin.String): List<ChatMessage>
+    
+    /**
+     * Presents an identity assertion (wire bytes signed by the company's backend with an
+     * integration key of the team); members report `IdentityVerified` or a warning.
+     */
+    suspend fun `presentIdentity`(`conversationId`: kotlin.String, `assertion`: kotlin.ByteArray): SentMessage
     
     /**
      * The relay this client talks to.
@@ -3243,6 +3269,35 @@ open class SottoClient: Disposable, AutoCloseable, SottoClientInterface
         return uniffiRustCall() { status ->
             UniffiLib.uniffi_sotto_ffi_fn_clone_sottoclient(handle, status)
         }
+    }
+
+    
+    /**
+     * Registers a key of the company's backend (an Ed25519 public key, 32 bytes) that signs
+     * visitor identity assertions.
+     */
+    @Throws(SottoException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `addIntegrationKey`(`teamId`: kotlin.String, `name`: kotlin.String, `publicKey`: kotlin.ByteArray) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_sotto_ffi_fn_method_sottoclient_add_integration_key(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`teamId`),
+        FfiConverterString.lower(`name`),
+        FfiConverterByteArray.lower(`publicKey`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_sotto_ffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_sotto_ffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_sotto_ffi_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        SottoException.ErrorHandler,
+    )
     }
 
     
@@ -3792,6 +3847,33 @@ open class SottoClient: Disposable, AutoCloseable, SottoClientInterface
         { future -> UniffiLib.ffi_sotto_ffi_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterSequenceTypeChatMessage.lift(it) },
+        // Error FFI converter
+        SottoException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Presents an identity assertion (wire bytes signed by the company's backend with an
+     * integration key of the team); members report `IdentityVerified` or a warning.
+     */
+    @Throws(SottoException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `presentIdentity`(`conversationId`: kotlin.String, `assertion`: kotlin.ByteArray) : SentMessage {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_sotto_ffi_fn_method_sottoclient_present_identity(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`conversationId`),
+        FfiConverterByteArray.lower(`assertion`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_sotto_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_sotto_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_sotto_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeSentMessage.lift(it) },
         // Error FFI converter
         SottoException.ErrorHandler,
     )
@@ -5024,6 +5106,30 @@ sealed class Event: Disposable  {
     }
     
     /**
+     * A visitor presented an identity assertion that verifies against the team chain: the
+     * company's backend vouches that this device is its customer `customer_id`.
+     */
+    data class IdentityVerified(
+        /**
+         * The conversation.
+         */
+        val `conversationId`: kotlin.String, 
+        /**
+         * The visitor device.
+         */
+        val `deviceId`: kotlin.String, 
+        /**
+         * The company's id for the customer (untrusted text for display).
+         */
+        val `customerId`: kotlin.String) : Event()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
      * The push connection is up and everything missed while away was synced.
      */
     object Connected : Event()
@@ -5129,6 +5235,15 @@ sealed class Event: Disposable  {
     )
                 
             }
+            is Event.IdentityVerified -> {
+                
+    Disposable.destroy(
+        this.`conversationId`,
+        this.`deviceId`,
+        this.`customerId`
+    )
+                
+            }
             is Event.Connected -> {// Nothing to destroy
             }
             is Event.Disconnected -> {
@@ -5195,11 +5310,16 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
             8 -> Event.RemovedFromTeam(
                 FfiConverterString.read(buf),
                 )
-            9 -> Event.Connected
-            10 -> Event.Disconnected(
+            9 -> Event.IdentityVerified(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            10 -> Event.Connected
+            11 -> Event.Disconnected(
                 FfiConverterOptionalString.read(buf),
                 )
-            11 -> Event.Warning(
+            12 -> Event.Warning(
                 FfiConverterTypeSecurityWarning.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
@@ -5270,6 +5390,15 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
             (
                 4UL
                 + FfiConverterString.allocationSize(value.`teamId`)
+            )
+        }
+        is Event.IdentityVerified -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`conversationId`)
+                + FfiConverterString.allocationSize(value.`deviceId`)
+                + FfiConverterString.allocationSize(value.`customerId`)
             )
         }
         is Event.Connected -> {
@@ -5345,17 +5474,24 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterString.write(value.`teamId`, buf)
                 Unit
             }
-            is Event.Connected -> {
+            is Event.IdentityVerified -> {
                 buf.putInt(9)
+                FfiConverterString.write(value.`conversationId`, buf)
+                FfiConverterString.write(value.`deviceId`, buf)
+                FfiConverterString.write(value.`customerId`, buf)
+                Unit
+            }
+            is Event.Connected -> {
+                buf.putInt(10)
                 Unit
             }
             is Event.Disconnected -> {
-                buf.putInt(10)
+                buf.putInt(11)
                 FfiConverterOptionalString.write(value.`code`, buf)
                 Unit
             }
             is Event.Warning -> {
-                buf.putInt(11)
+                buf.putInt(12)
                 FfiConverterTypeSecurityWarning.write(value.`warning`, buf)
                 Unit
             }
