@@ -263,9 +263,10 @@ async fn a_removed_agent_reads_nothing_sent_after_its_removal() {
     let sent = w.visitor.send_text(&w.conversation, "after").await.unwrap();
     assert_eq!(sent.epoch, 1);
 
-    // The removed agent reads nothing new: the relay refuses it (and it holds no key of the
-    // new generation anyway, which the core's scenarios check).
-    assert_eq!(w.agent.sync().await.unwrap_err().code(), "relay_forbidden");
+    // The removed agent reads nothing new: its sync leaves the team alone, the relay refuses
+    // it the conversation (and it holds no key of the new generation anyway, which the core's
+    // scenarios check).
+    w.agent.sync().await.unwrap();
     assert_eq!(w.agent.membership(&w.team.team).await.unwrap(), None);
     assert_eq!(
         w.agent
@@ -815,4 +816,39 @@ async fn identity_assertions_are_checked_against_the_team_chain() {
             .await
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn the_store_holds_no_plaintext() {
+    use sotto_client::store::{Query, Store};
+    let w = World::new().await;
+    let secret_text = "the parcel code is QX-7731-ZEBRA";
+    w.visitor
+        .send_text(&w.conversation, secret_text)
+        .await
+        .unwrap();
+    w.agent.sync().await.unwrap();
+    w.agent
+        .send_text(&w.conversation, "reply with PELICAN-4410")
+        .await
+        .unwrap();
+    w.visitor.sync().await.unwrap();
+    assert_eq!(history_texts(&w.visitor, &w.conversation).await.len(), 2);
+
+    let backend = &w.visitor_store;
+    let mut scanned = 0;
+    for ns in backend.namespaces().await.unwrap() {
+        for (key, record) in backend.list(&ns, &Query::default()).await.unwrap() {
+            for needle in [&b"QX-7731-ZEBRA"[..], b"PELICAN-4410"] {
+                assert!(!contains(&record.sealed, needle), "{ns:?}");
+                assert!(!contains(&key, needle));
+            }
+            scanned += 1;
+        }
+    }
+    assert!(scanned > 5, "only {scanned} records");
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }

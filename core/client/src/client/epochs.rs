@@ -130,7 +130,7 @@ impl<S: Store, T: Transport> Client<S, T> {
             };
             let result = match epoch.verify(&state, known, freshness) {
                 // Sealed to an older generation: acceptable to read as history, never to send
-                // on (sending opens a new epoch first).
+                // on (sending checks the generation and opens a new epoch first).
                 Err(sotto_core::Error::Epoch(EpochError::StaleGeneration)) if latest => {
                     epoch.verify(&state, known, Freshness::History)
                 }

@@ -192,7 +192,9 @@ impl<S: Store, T: Transport> Client<S, T> {
         &self.inner.store
     }
 
-    /// A new subscription to the client's [`Event`]s, from now on.
+    /// A new subscription to the client's [`Event`]s, from now on. Events wait in the
+    /// subscription until read (it is unbounded): read it continuously, or drop it to
+    /// unsubscribe.
     pub fn events(&self) -> EventStream {
         self.inner.events.subscribe()
     }
@@ -226,7 +228,19 @@ impl<S: Store, T: Transport> Client<S, T> {
                 Ok(()) => Ok(()),
             }
         };
-        let teams: Vec<TeamId> = self.inner.teams.lock().await.keys().copied().collect();
+        let me = self.inner.device.id();
+        // Teams this device was removed from can no longer be read at the relay.
+        let teams: Vec<TeamId> = self
+            .inner
+            .teams
+            .lock()
+            .await
+            .iter()
+            .filter(|(_, v)| {
+                v.state.member_of(&me).is_some() || v.state.former_device(&me).is_none()
+            })
+            .map(|(t, _)| *t)
+            .collect();
         for team in teams {
             note(self.sync_team(&team).await)?;
         }

@@ -77,7 +77,12 @@ impl<S: Store, T: Transport> Client<S, T> {
             .connect_push(&api.relay.push_url(), &token)
             .await?;
         drop(token);
-        self.sync().await?;
+        // Refusals about one team or conversation (reported by `sync`) must not keep the
+        // connection down; only failures that may pass do.
+        match self.sync().await {
+            Err(e) if e.is_transient() => return Err(e),
+            _ => {}
+        }
         *backoff = BACKOFF_MIN_MS;
         self.inner.events.emit(Event::Connected);
         loop {
