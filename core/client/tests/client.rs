@@ -852,3 +852,66 @@ async fn the_store_holds_no_plaintext() {
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+#[tokio::test]
+async fn a_connected_member_keeps_the_head_attestation_fresh() {
+    let relay = TestRelay::start().await;
+    let (owner, _, _) = relay.register(DeviceKind::Member, true).await;
+    let policy = sotto_core::team::Policy {
+        freshness_limit_secs: 2,
+        ..sotto_core::team::Policy::default()
+    };
+    let team = owner.create_team(policy).await.unwrap();
+    let mut events = owner.events();
+    let background = owner.clone();
+    let run = tokio::spawn(async move { background.run().await });
+    wait_for(&mut events, |e| matches!(e, Event::Connected).then_some(())).await;
+
+    // Well past the limit of the attestation made at creation, a visitor still finds a fresh
+    // one: the running client renewed it.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let (visitor, _, _) = relay.register(DeviceKind::Visitor, false).await;
+    let conversation = visitor.open_conversation(team).await.unwrap();
+    visitor.send_text(&conversation, "hello").await.unwrap();
+    run.abort();
+
+    // Without a running member, the head goes stale and visitors refuse it.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let (late, _, _) = relay.register(DeviceKind::Visitor, false).await;
+    assert_eq!(
+        late.open_conversation(team).await.unwrap_err().code(),
+        "chain_stale_head"
+    );
+}
+
+#[tokio::test]
+async fn a_message_withheld_by_the_relay_shows_as_a_gap() {
+    let relay = TestRelay::start().await;
+    let (owner, _, owner_net) = relay.register(DeviceKind::Member, true).await;
+    let team = owner
+        .create_team(sotto_core::team::Policy::default())
+        .await
+        .unwrap();
+    let (visitor, _, _) = relay.register(DeviceKind::Visitor, false).await;
+    let conversation = visitor.open_conversation(team).await.unwrap();
+    for text in ["first", "second", "third"] {
+        visitor.send_text(&conversation, text).await.unwrap();
+    }
+    owner_net.withhold(2);
+    let mut events = owner.events();
+    owner.sync().await.unwrap();
+    assert_eq!(
+        history_texts(&owner, &conversation).await,
+        ["first", "third"]
+    );
+    let mut gaps = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let Event::Warning(Warning::Gap {
+            sender, missing, ..
+        }) = e
+        {
+            gaps.push((sender, missing));
+        }
+    }
+    assert_eq!(gaps, [(visitor.device_id(), 1)]);
+}

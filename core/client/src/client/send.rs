@@ -144,7 +144,8 @@ impl<S: Store, T: Transport> Client<S, T> {
     /// Presents an identity assertion (`IdentityAssertion` wire bytes, signed by the company's
     /// backend with an integration key of the team) in the conversation, as a system message.
     /// Members check it against their verified chain and report
-    /// [`Event::IdentityVerified`] or [`Warning::UnverifiedIdentity`].
+    /// [`Event::IdentityVerified`](super::Event::IdentityVerified) or
+    /// [`Warning::UnverifiedIdentity`](super::Warning::UnverifiedIdentity).
     pub async fn present_identity(
         &self,
         conversation: &ConversationId,

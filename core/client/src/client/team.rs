@@ -568,6 +568,18 @@ impl<S: Store, T: Transport> Client<S, T> {
         Ok(())
     }
 
+    /// Renews this device's head attestations that are due (see [`Client::run`]).
+    pub(crate) async fn renew_attestations(&self) -> Result<()> {
+        let teams = self.inner.teams.lock().await;
+        for view in teams.values() {
+            match self.attest(view, false).await {
+                Err(e) if e.is_transient() => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Puts a fresh head attestation if this device may attest and its last one is for an
     /// older head or half-way to the freshness limit (`force` for a head it just appended).
     async fn attest(&self, view: &TeamView, force: bool) -> Result<()> {
