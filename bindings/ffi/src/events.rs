@@ -444,3 +444,109 @@ impl ListenerHandle {
             .unwrap_or(false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sotto_client::client::Body;
+    use sotto_core::conversation::{ConversationId, MessageKind};
+    use sotto_core::device::DeviceId;
+    use sotto_core::team::{MemberId, Role, TeamId};
+
+    #[test]
+    fn events_become_records_with_hex_ids() {
+        let conversation = ConversationId([0xab; 16]);
+        let message = sotto_client::client::Message {
+            cursor: Some(7),
+            sender: DeviceId([1; 32]),
+            mine: false,
+            kind: MessageKind::Text,
+            body: Body::Text("hi".into()),
+            epoch: 2,
+            counter: 3,
+            at: 99,
+        };
+        match Event::of(ClientEvent::Message {
+            conversation,
+            message,
+        }) {
+            Some(Event::Message {
+                conversation_id,
+                message,
+            }) => {
+                assert_eq!(conversation_id, "ab".repeat(16));
+                assert_eq!(message.sender, "01".repeat(32));
+                assert_eq!(message.cursor, Some(7));
+                assert_eq!((message.epoch, message.counter, message.at), (2, 3, 99));
+                assert!(
+                    matches!(message.body, crate::types::MessageBody::Text { ref text } if text == "hi")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match Event::of(ClientEvent::TeamChanged {
+            team: TeamId([2; 16]),
+            seq: 5,
+            change: TeamChange::RoleChanged {
+                member: MemberId([3; 16]),
+                role: Role::Viewer,
+            },
+        }) {
+            Some(Event::TeamChanged {
+                team_id,
+                seq,
+                change,
+            }) => {
+                assert_eq!((team_id.as_str(), seq), ("02".repeat(16).as_str(), 5));
+                assert_eq!(
+                    change,
+                    TeamUpdate::RoleChanged {
+                        member_id: "03".repeat(16),
+                        role: TeamRole::Viewer
+                    }
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match Event::of(ClientEvent::Warning(Warning::Undecryptable {
+            conversation,
+            cursor: 9,
+            code: "message_forged",
+        })) {
+            Some(Event::Warning {
+                warning: SecurityWarning::Undecryptable { cursor, code, .. },
+            }) => assert_eq!((cursor, code.as_str()), (9, "message_forged")),
+            other => panic!("{other:?}"),
+        }
+        match Event::of(ClientEvent::Disconnected {
+            code: Some("transport"),
+        }) {
+            Some(Event::Disconnected { code }) => assert_eq!(code.as_deref(), Some("transport")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_subscription_times_out_then_delivers_in_order_then_ends() {
+        let (tx, rx) = futures_channel::mpsc::unbounded();
+        let subscription = EventSubscription::new(rx);
+        let next = |ms| futures_executor::block_on(subscription.next(ms));
+        assert_eq!(
+            next(10).unwrap().map(|_| ()),
+            None,
+            "nothing yet: times out"
+        );
+        tx.unbounded_send(ClientEvent::Connected).unwrap();
+        tx.unbounded_send(ClientEvent::RemovedFromTeam {
+            team: TeamId([4; 16]),
+        })
+        .unwrap();
+        assert!(matches!(next(1000).unwrap(), Some(Event::Connected)));
+        assert!(matches!(
+            next(1000).unwrap(),
+            Some(Event::RemovedFromTeam { team_id }) if team_id == "04".repeat(16)
+        ));
+        drop(tx);
+        assert!(next(1000).unwrap().is_none(), "the stream ended");
+    }
+}
