@@ -222,8 +222,11 @@ final class SottoTests: XCTestCase {
             if case let .message(_, m) = $0 { return !m.mine } else { return false }
         }
         let both = ["hello from Swift", "hi, how can I help?"]
-        XCTAssertEqual(texts(try await agent.history(conversationId: w.conversation, before: nil, limit: 100)), both)
-        XCTAssertEqual(texts(try await visitor.history(conversationId: w.conversation, before: nil, limit: 100)), both)
+        // XCTAssert arguments are non-async autoclosures: await first.
+        let agentHistory = try await agent.history(conversationId: w.conversation, before: nil, limit: 100)
+        let visitorHistory = try await visitor.history(conversationId: w.conversation, before: nil, limit: 100)
+        XCTAssertEqual(texts(agentHistory), both)
+        XCTAssertEqual(texts(visitorHistory), both)
     }
 
     func testMessagesArriveBySyncAndThroughAListener() async throws {
@@ -290,11 +293,11 @@ final class SottoTests: XCTestCase {
         let after = try await agent.membership(teamId: w.team.teamId)
         XCTAssertNil(after)
         await expectError("relay_forbidden") { try await agent.syncConversation(conversationId: w.conversation) }
-        XCTAssertEqual(texts(try await agent.history(conversationId: w.conversation, before: nil, limit: 10)),
-                       ["before removal"])
+        let agentHistory = try await agent.history(conversationId: w.conversation, before: nil, limit: 10)
+        XCTAssertEqual(texts(agentHistory), ["before removal"])
         try await owner.sync()
-        XCTAssertEqual(texts(try await owner.history(conversationId: w.conversation, before: nil, limit: 10)),
-                       ["before removal", "after removal"])
+        let ownerHistory = try await owner.history(conversationId: w.conversation, before: nil, limit: 10)
+        XCTAssertEqual(texts(ownerHistory), ["before removal", "after removal"])
     }
 
     func testBackupAndRestore() async throws {
@@ -315,8 +318,8 @@ final class SottoTests: XCTestCase {
             let client = try await restoreClient(databasePath: w.devices.path(), storeKey: try newStoreKey(),
                                                  backup: blob, secret: secret)
             XCTAssertEqual(client.deviceId(), visitor.deviceId())
-            XCTAssertEqual(texts(try await client.history(conversationId: w.conversation, before: nil, limit: 10)),
-                           ["kept in the backup"])
+            let history = try await client.history(conversationId: w.conversation, before: nil, limit: 10)
+            XCTAssertEqual(texts(history), ["kept in the backup"])
             restored = client
         }
         let sent = try await restored!.sendText(conversationId: w.conversation, text: "after restore")
