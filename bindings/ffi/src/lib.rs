@@ -11,7 +11,7 @@
 //! - [`events`]: events by polling ([`events::EventSubscription`]) or by callback
 //!   ([`events::EventListener`]).
 //! - [`error::SottoError`]: one exception type whose `code` is the client's stable error code.
-//! - [`runtime`]: the one tokio runtime every call runs on, and the panic boundary.
+//! - `runtime`: the one tokio runtime every call runs on, and the panic boundary.
 //!
 //! `scripts/bindings.sh` builds the library and generates the bindings in library mode with this
 //! crate's `uniffi-bindgen` binary.
@@ -21,7 +21,7 @@
 pub mod client;
 pub mod error;
 pub mod events;
-pub mod runtime;
+mod runtime;
 pub mod types;
 
 pub use error::SottoError;
