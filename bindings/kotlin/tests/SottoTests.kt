@@ -331,6 +331,40 @@ suspend fun typedErrorsForBadInput(w: World, relay: Relay) {
     }
 }
 
+suspend fun typingAndReceiptsReachTheOtherSide(w: World) {
+    val agent = w.agent.client
+    val visitor = w.visitor.client
+    visitor.sendText(w.conversation, "ping")
+    agent.sync()
+    val events = agent.subscribe()
+    agent.start()
+    try {
+        nextMatching(events) { it is Event.Connected }
+        visitor.sendTyping(w.conversation, true)
+        val typing = nextMatching(events) { it is Event.Typing } as Event.Typing
+        assertEq(typing.sender to typing.typing, visitor.deviceId() to true, "typing")
+        val cursor = visitor.history(w.conversation, null, 1u).single().cursor!!
+        visitor.sendReadReceipt(w.conversation, cursor)
+        val receipt = nextMatching(events) { it is Event.Receipt } as Event.Receipt
+        assertEq(receipt.readUpTo, cursor, "read up to")
+    } finally {
+        agent.stop()
+    }
+}
+
+suspend fun policyAndRoles(w: World) {
+    val owner = w.owner.client
+    assertTrue(owner.teams().contains(w.team), "the owner follows the team")
+    val policy = defaultPolicy().copy(epochMaxMessages = 50u)
+    owner.setPolicy(w.team.teamId, policy)
+    owner.changeRole(w.team.teamId, w.agentMember, TeamRole.ADMIN)
+    val agentInfo = owner.members(w.team.teamId).single { it.memberId == w.agentMember }
+    assertEq(agentInfo.role, TeamRole.ADMIN, "role")
+    assertEq(agentInfo.devices, listOf(w.agent.client.deviceId()), "devices")
+    w.agent.client.syncTeam(w.team.teamId)
+    assertEq(w.agent.client.membership(w.team.teamId)?.role, TeamRole.ADMIN, "the agent sees its new role")
+}
+
 suspend fun readmeKotlinExampleRuns(w: World, relay: Relay) {
     val agent = w.agent.client
     val events = agent.subscribe()
@@ -363,6 +397,8 @@ fun main() {
         "backup and restore" to { w, _ -> backupAndRestore(w) },
         "reopen with the same key, refuse another" to { w, _ -> reopenWithTheSameKeyAndRefuseAnother(w) },
         "typed errors for bad input" to { w, r -> typedErrorsForBadInput(w, r) },
+        "typing and receipts reach the other side" to { w, _ -> typingAndReceiptsReachTheOtherSide(w) },
+        "policy and roles" to { w, _ -> policyAndRoles(w) },
         "the README's Kotlin example runs" to { w, r -> readmeKotlinExampleRuns(w, r) },
     )
     var failures = 0
