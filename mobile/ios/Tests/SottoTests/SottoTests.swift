@@ -367,4 +367,42 @@ final class SottoTests: XCTestCase {
                                                                    kdf: KdfSettings(memoryKib: 1, iterations: 1, parallelism: 1)))
         }
     }
+
+    func testTypingAndReceiptsReachTheOtherSide() async throws {
+        let w = world!, agent = w.agent.client, visitor = w.visitor.client
+        _ = try await visitor.sendText(conversationId: w.conversation, text: "ping")
+        try await agent.sync()
+        let events = agent.subscribe()
+        try agent.start()
+        defer { agent.stop() }
+        _ = try await nextMatching(events, isConnected)
+        try await visitor.sendTyping(conversationId: w.conversation, typing: true)
+        let typing = try await nextMatching(events) { if case .typing = $0 { return true } else { return false } }
+        guard case let .typing(_, sender, isTyping) = typing else { return XCTFail("not typing") }
+        XCTAssertEqual(sender, visitor.deviceId())
+        XCTAssertTrue(isTyping)
+        let last = try await visitor.history(conversationId: w.conversation, before: nil, limit: 1)
+        let cursor = try XCTUnwrap(last.first?.cursor)
+        try await visitor.sendReadReceipt(conversationId: w.conversation, cursor: cursor)
+        let receipt = try await nextMatching(events) { if case .receipt = $0 { return true } else { return false } }
+        guard case let .receipt(_, _, readUpTo) = receipt else { return XCTFail("not a receipt") }
+        XCTAssertEqual(readUpTo, cursor)
+    }
+
+    func testPolicyAndRoles() async throws {
+        let w = world!, owner = w.owner.client
+        let teams = try await owner.teams()
+        XCTAssertTrue(teams.contains(w.team))
+        var policy = defaultPolicy()
+        policy.epochMaxMessages = 50
+        try await owner.setPolicy(teamId: w.team.teamId, policy: policy)
+        try await owner.changeRole(teamId: w.team.teamId, memberId: w.agentMember, role: .admin)
+        let members = try await owner.members(teamId: w.team.teamId)
+        let agentInfo = try XCTUnwrap(members.first { $0.memberId == w.agentMember })
+        XCTAssertEqual(agentInfo.role, .admin)
+        XCTAssertEqual(agentInfo.devices, [w.agent.client.deviceId()])
+        try await w.agent.client.syncTeam(teamId: w.team.teamId)
+        let membership = try await w.agent.client.membership(teamId: w.team.teamId)
+        XCTAssertEqual(membership?.role, .admin)
+    }
 }
