@@ -5,6 +5,10 @@
 //! So every async call is spawned onto this runtime and the foreign side awaits the task's
 //! handle: the work always runs inside tokio, whichever thread polls the handle.
 //!
+//! Cancelling a call on the foreign side (a cancelled coroutine or task) stops waiting for it;
+//! the work itself runs to completion on the runtime, so a send is either queued or not, never
+//! half done.
+//!
 //! A panic never crosses the boundary: spawned tasks catch theirs, synchronous calls go through
 //! [`guard`], and both become `SottoError::Internal` with code `panic`.
 
