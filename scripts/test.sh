@@ -24,6 +24,9 @@ else
   cargo test --workspace
 fi
 
+step "bindings: generated files current, Python and Kotlin suites against a loopback relay"
+scripts/test-bindings.sh
+
 step "protocol core builds for wasm32-unknown-unknown"
 cargo build -p sotto-core --target wasm32-unknown-unknown
 
