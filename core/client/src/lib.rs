@@ -5,10 +5,11 @@
 //! network.
 //!
 //! - [`store`]: the encrypted local store. One backend trait ([`store::Store`]) with an
-//!   in-memory backend on every target and an SQLite backend on native (feature `sqlite`, on by
-//!   default; IndexedDB follows for the web). [`store::EncryptedStore`] seals every value with
-//!   the store key, binds it to its record id, versions the schema and migrates old stores, and
-//!   changes records only by atomic compare-and-swap transactions.
+//!   in-memory backend on every target, an SQLite backend on native (feature `sqlite`, on by
+//!   default) and an IndexedDB backend in browsers (feature `indexeddb`, on by default).
+//!   [`store::EncryptedStore`] seals every value with the store key, binds it to its record id,
+//!   versions the schema and migrates old stores, and changes records only by atomic
+//!   compare-and-swap transactions.
 //! - [`backup`]: the client's secrets sealed into one blob, to a recovery key (the 24 words) or
 //!   to a passphrase stretched with Argon2id; the format is `docs/PROTOCOL.md`, "Backups".
 //! - [`Error`]: one error type with stable codes; the core's codes pass through unchanged.
