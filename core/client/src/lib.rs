@@ -24,5 +24,6 @@ pub mod backup;
 pub mod error;
 mod rng;
 pub mod store;
+pub mod transport;
 
 pub use error::{Error, Result};
