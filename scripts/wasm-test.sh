@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the browser tests of sotto-client (core/client/tests/web.rs: the shared store suite against
-# the memory and IndexedDB backends, the WebCrypto key wrapping, the Web Locks writer election) in
-# headless Chromium through wasm-bindgen-test-runner and ChromeDriver.
+# Runs the browser tests of sotto-client in headless Chromium through wasm-bindgen-test-runner and
+# ChromeDriver: tests/web.rs (the shared store suite against the memory and IndexedDB backends,
+# the WebCrypto key wrapping, the Web Locks writer election) and tests/web_transport.rs (the
+# fetch/WebSocket transport against a scripted peer on 127.0.0.1 that this script starts).
 #
 # Needs what scripts/setup-toolchain.sh installs (chromium, chromium-driver, wasm-bindgen-cli).
 # Extra arguments go to the test binary (a name filter, --nocapture).
@@ -22,4 +23,24 @@ export CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}"
 export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/scripts/webdriver.json"
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-180}"
 
-cargo test -p sotto-client --target wasm32-unknown-unknown --test web -- "$@"
+# The transport tests' peer: built natively, started on a free loopback port, stopped on exit.
+cargo build -q -p sotto-client --example transport_peer
+peer_log="$(mktemp)"
+target_dir="${CARGO_TARGET_DIR:-target}"
+"$target_dir/debug/examples/transport_peer" >"$peer_log" 2>&1 &
+peer_pid=$!
+trap 'kill "$peer_pid" 2>/dev/null || true; rm -f "$peer_log"' EXIT
+for _ in $(seq 1 100); do
+  grep -q '^listening on ' "$peer_log" && break
+  sleep 0.1
+done
+peer_addr="$(sed -n 's/^listening on //p' "$peer_log")"
+if [ -z "$peer_addr" ]; then
+  echo "wasm-test: the transport peer did not start" >&2
+  cat "$peer_log" >&2
+  exit 1
+fi
+# Read by tests/web_transport.rs at build time (option_env!).
+export SOTTO_TRANSPORT_PEER="$peer_addr"
+
+cargo test -p sotto-client --target wasm32-unknown-unknown --test web --test web_transport -- "$@"
