@@ -21,9 +21,11 @@
 #![deny(missing_docs)]
 
 pub mod backup;
+pub mod client;
 pub mod error;
 mod rng;
 pub mod store;
 pub mod transport;
 
+pub use client::Client;
 pub use error::{Error, Result};
