@@ -2,7 +2,7 @@
 # The browser package's size budget: the optimized wasm (wasm-opt -Oz, then gzip -9) must be at
 # most 250 KB (250,000 bytes). Prints the sizes at each step; fails over budget.
 #
-#   scripts/wasm-size.sh              builds bindings/wasm (release, wasm-bindgen --target web)
+#   scripts/wasm-size.sh              builds bindings/wasm (profile wasm-release, wasm-bindgen --target web)
 #                                     and measures its module
 #   scripts/wasm-size.sh FILE.wasm    measures a module built elsewhere (for example the
 #                                     *_bg.wasm of an npm package, to compare)
@@ -34,10 +34,10 @@ else
     exit 1
   fi
   package="$(sed -n 's/^name = "\(.*\)"/\1/p' bindings/wasm/Cargo.toml | head -n 1)"
-  cargo build -q --release --target wasm32-unknown-unknown -p "$package"
+  cargo build -q --profile wasm-release --target wasm32-unknown-unknown -p "$package"
   lib="${package//-/_}"
   wasm-bindgen --target web --out-dir "$work/pkg" \
-    "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/release/$lib.wasm"
+    "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/wasm-release/$lib.wasm"
   module="$work/pkg/${lib}_bg.wasm"
 fi
 

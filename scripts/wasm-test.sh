@@ -2,7 +2,8 @@
 # Runs the browser tests of sotto-client in headless Chromium through wasm-bindgen-test-runner and
 # ChromeDriver: tests/web.rs (the shared store suite against the memory and IndexedDB backends,
 # the WebCrypto key wrapping, the Web Locks writer election) and tests/web_transport.rs (the
-# fetch/WebSocket transport against a scripted peer on 127.0.0.1 that this script starts).
+# fetch/WebSocket transport against a scripted peer on 127.0.0.1 that this script starts), and
+# bindings/wasm/tests/browser.rs (the browser package through its JS interface).
 #
 # Needs what scripts/setup-toolchain.sh installs (chromium, chromium-driver, wasm-bindgen-cli).
 # Extra arguments go to the test binary (a name filter, --nocapture).
@@ -44,3 +45,5 @@ fi
 export SOTTO_TRANSPORT_PEER="$peer_addr"
 
 cargo test -p sotto-client --target wasm32-unknown-unknown --test web --test web_transport -- "$@"
+# The browser package as JavaScript sees it.
+cargo test -p sotto-wasm --target wasm32-unknown-unknown --test browser -- "$@"

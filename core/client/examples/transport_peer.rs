@@ -1,7 +1,7 @@
 //! A scripted HTTP and WebSocket peer for the browser transport's tests (`tests/web.rs`, run by
 //! `scripts/wasm-test.sh`), standing in for a relay whose answers the tests choose: it echoes
-//! requests, answers with a status or a body size on demand, and plays a WebSocket script named
-//! by the token. Cross-origin, like a real relay seen from an app's page, so it answers CORS
+//! requests, answers with a status or a body size on demand, accepts device registrations, and
+//! plays a WebSocket script named by the token. Cross-origin, like a real relay seen from an app's page, so it answers CORS
 //! preflights. Listens on 127.0.0.1 only, on a free port it prints as `listening on ADDR`, and
 //! exits after five minutes (or when killed).
 //!
@@ -83,6 +83,15 @@ async fn bytes(Path(n): Path<usize>) -> Response {
     cors(vec![b'x'; n.min(MAX_BYTES)].into_response())
 }
 
+/// Accepts a device registration the way the relay does (201), without checking it: enough for
+/// the browser package's tests of registering, storing and reopening a device.
+async fn register_device(method: Method) -> Response {
+    if method == Method::OPTIONS {
+        return cors(StatusCode::NO_CONTENT.into_response());
+    }
+    cors((StatusCode::CREATED, "{}").into_response())
+}
+
 /// Plays the script the token names.
 async fn push(upgrade: WebSocketUpgrade, Query(query): Query<HashMap<String, String>>) -> Response {
     let token = query.get("token").cloned().unwrap_or_default();
@@ -148,6 +157,7 @@ async fn main() -> std::io::Result<()> {
         .route("/echo", any(echo))
         .route("/status/{code}", get(status))
         .route("/bytes/{n}", get(bytes))
+        .route("/v1/devices", any(register_device))
         .route("/v1/ws", get(push));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("listening on {}", listener.local_addr()?);
