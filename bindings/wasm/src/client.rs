@@ -23,7 +23,8 @@ type BrowserClient = Client<IndexedDbStore, WebTransport>;
 /// One device of Sotto in this browser profile: registered once, reopened on every page load.
 ///
 /// Only one tab of a profile writes a device's store at a time (Web Locks); in other tabs the
-/// client reads, its writing calls reject with code `store_read_only`, and
+/// client reads, its writing calls reject with code `store_read_only`,
+/// [`SottoClient::wait_for_change`] resolves when the writer committed, and
 /// [`SottoClient::wait_for_writer`] resolves once this tab has taken over.
 #[wasm_bindgen]
 pub struct SottoClient {
@@ -149,6 +150,16 @@ impl SottoClient {
                 .wait_for_writer()
                 .await
                 .map_err(fail)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Resolves when the writing tab has committed something since the call: in a follower tab,
+    /// the cue to re-read the history it shows.
+    #[wasm_bindgen(js_name = waitForChange, unchecked_return_type = "Promise<void>")]
+    pub fn wait_for_change(&self) -> Promise {
+        self.promise(|client| async move {
+            client.store().backend().wait_for_change().await;
             Ok(JsValue::UNDEFINED)
         })
     }

@@ -378,6 +378,39 @@ async fn only_one_handle_writes_and_a_follower_takes_over() {
 }
 
 #[wasm_bindgen_test]
+async fn followers_learn_of_the_writers_commits() {
+    let name = unique_name("follow");
+    let writer = EncryptedStore::open(IndexedDbStore::open(&name).await.unwrap(), key(1))
+        .await
+        .unwrap();
+    let follower = EncryptedStore::open(IndexedDbStore::open(&name).await.unwrap(), key(1))
+        .await
+        .unwrap();
+    assert!(!follower.backend().is_writer());
+    let rid = id("conversation", b"c1");
+    for round in 0u8..3 {
+        let mut changed = Box::pin(follower.backend().wait_for_change());
+        assert!(poll_once(&mut changed).await.is_pending());
+        // Nothing was committed: no news.
+        sleep(50).await;
+        assert!(poll_once(&mut changed).await.is_pending());
+        writer.put(&rid, &[round]).await.unwrap();
+        within(5000, changed)
+            .await
+            .expect("the follower hears of the commit");
+        assert_eq!(
+            follower.get(&rid).await.unwrap().unwrap().value.as_slice(),
+            &[round]
+        );
+    }
+    // A handle's own commits do not wake it.
+    let mut own = Box::pin(writer.backend().wait_for_change());
+    assert!(poll_once(&mut own).await.is_pending());
+    writer.put(&rid, b"again").await.unwrap();
+    assert!(within(200, own).await.is_none());
+}
+
+#[wasm_bindgen_test]
 async fn an_abandoned_wait_does_not_keep_the_lock() {
     let name = unique_name("abandon");
     let writer = IndexedDbStore::open(&name).await.unwrap();

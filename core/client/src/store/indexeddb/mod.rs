@@ -27,7 +27,9 @@
 //! [`IndexedDbStore::open`] takes the store's writer lock (Web Locks) if it is free; otherwise
 //! the handle *follows*: it reads what the writer commits and its commits fail with
 //! [`Error::ReadOnly`]. [`IndexedDbStore::wait_for_writer`] waits for the lock, which the
-//! browser hands over when the writing tab releases it or goes away. The lock guarantees a
+//! browser hands over when the writing tab releases it or goes away; meanwhile
+//! [`IndexedDbStore::wait_for_change`] tells the follower when the writer committed (a
+//! `BroadcastChannel` message without content). The lock guarantees a
 //! single writing client (one sender-chain owner, one network connection); the CAS checks of
 //! the commit would keep the store consistent even without it.
 //!
@@ -38,6 +40,7 @@
 //! a malformed namespace or a zero version is [`Error::Corrupt`], never a panic or a large
 //! allocation.
 
+mod changes;
 mod key_wrap;
 mod request;
 mod writer_lock;
@@ -53,6 +56,7 @@ use web_sys::{
     IdbKeyRange, IdbObjectStore, IdbOpenDbRequest, IdbVersionChangeEvent,
 };
 
+use self::changes::ChangeFeed;
 use self::request::{Mode, get, js_error, transaction, wait};
 use self::writer_lock::WriterLock;
 use super::{
@@ -83,6 +87,7 @@ struct Inner {
     db: IdbDatabase,
     name: String,
     writer: RefCell<Option<WriterLock>>,
+    changes: ChangeFeed,
     /// Closes this connection when another one upgrades the layout, so the upgrade is not
     /// blocked by an old tab; this connection's requests then fail with a backend error.
     _on_version_change: Closure<dyn FnMut()>,
@@ -125,6 +130,7 @@ impl IndexedDbStore {
                 db,
                 name: database.to_owned(),
                 writer: RefCell::new(None),
+                changes: ChangeFeed::open(database)?,
                 _on_version_change: on_version_change,
             }),
         };
@@ -160,6 +166,13 @@ impl IndexedDbStore {
             return Err(Error::Backend("the writer lock was not granted".into()));
         }
         Ok(())
+    }
+
+    /// Completes when another handle on this database (a writer in another tab, typically)
+    /// has committed since the call: a follower's cue to re-read what it shows. Commits of this
+    /// handle do not count.
+    pub async fn wait_for_change(&self) {
+        self.inner.changes.next().await;
     }
 
     /// The store key of this database: created on first use and saved wrapped by a
@@ -488,6 +501,7 @@ impl Store for IndexedDbStore {
             return Err(js_error(e));
         }
         request::committed(&txn).await?;
+        self.inner.changes.announce();
         Ok(Version(version))
     }
 }
