@@ -2,12 +2,22 @@
 //!
 //! The wrapping key is an AES-GCM-256 `CryptoKey` generated with `extractable = false`. It is
 //! stored in IndexedDB by structured clone, which keeps the key object (and its
-//! non-extractability) without exposing its bytes to script: code running in the page, an
-//! extension reading the profile's IndexedDB files through the page's API, or a copy of the
-//! database made with developer tools gets a handle that can only decrypt *in this origin's
-//! browser profile*, never raw key bytes. The store key is sealed under it with a random 96-bit
-//! IV and a fixed label as associated data, and the record `{wrapping_key, iv, wrapped}` is
-//! written once, with `add`, so two tabs creating a store at the same time agree on one key.
+//! non-extractability) without ever handing its bytes to script. The store key is sealed under
+//! it with a random 96-bit IV and a fixed label as associated data, and the record
+//! `{wrapping_key, iv, wrapped}` is written once, with `add`, so two tabs creating a store at the
+//! same time agree on one key.
+//!
+//! What this protects, and what not:
+//!
+//! - The store key never sits in the database in clear, and no script API returns the wrapping
+//!   key's bytes: records read out of IndexedDB by script (an export, a sync of the data, a
+//!   devtools dump) do not open anywhere else.
+//! - Script running in the page's origin (an XSS) can still *use* the wrapping key: it can
+//!   unwrap the store key as this module does. Non-extractability limits theft of the key, not
+//!   use of it by code the page runs; the page's own integrity (CSP, no third-party script)
+//!   remains the defence.
+//! - On disk, the browser keeps the key object's material inside the profile; against a stolen,
+//!   unencrypted disk this adds nothing beyond the operating system's disk encryption.
 //!
 //! This is the only use of WebCrypto: every other key and every value stays in Rust.
 

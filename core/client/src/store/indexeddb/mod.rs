@@ -53,7 +53,7 @@ use js_sys::{Array, ArrayBuffer, Uint8Array};
 use wasm_bindgen::prelude::*;
 use web_sys::{
     CryptoKey, IdbCursor, IdbCursorDirection, IdbCursorWithValue, IdbDatabase, IdbFactory,
-    IdbKeyRange, IdbObjectStore, IdbOpenDbRequest, IdbVersionChangeEvent,
+    IdbKeyRange, IdbObjectStore, IdbOpenDbRequest, IdbRequest, IdbVersionChangeEvent,
 };
 
 use self::changes::ChangeFeed;
@@ -348,6 +348,27 @@ fn query_range(namespace: &Namespace, query: &Query) -> Result<Option<IdbKeyRang
     .map_err(js_error)
 }
 
+/// The checks of a commit, on the reads it made: every op's expectation against the record's
+/// current version. Returns the batch's version.
+async fn check(ops: &[Op], counter: &IdbRequest, reads: &[IdbRequest]) -> Result<u64> {
+    let last_version = decode_counter(&wait(counter).await?)?;
+    for (op, read) in ops.iter().zip(reads) {
+        let current = decode_version(&wait(read).await?)?;
+        if !op.expect().is_met_by(current) {
+            return Err(Error::Conflict {
+                namespace: op.id().namespace().as_str().to_owned(),
+            });
+        }
+    }
+    if ops.iter().any(|op| matches!(op, Op::Put { .. })) {
+        last_version
+            .checked_add(1)
+            .ok_or(Error::Corrupt("version counter exhausted"))
+    } else {
+        Ok(last_version)
+    }
+}
+
 impl Store for IndexedDbStore {
     async fn get(&self, id: &RecordId) -> Result<Option<RawRecord>> {
         let (_txn, records) = self.records(Mode::ReadOnly)?;
@@ -450,25 +471,15 @@ impl Store for IndexedDbStore {
             .iter()
             .map(|key| records.get(key).map_err(js_error))
             .collect::<Result<Vec<_>>>()?;
-        let last_version = decode_counter(&wait(&counter).await?)?;
-        for (op, read) in ops.iter().zip(&reads) {
-            let current = decode_version(&wait(read).await?)?;
-            if !op.expect().is_met_by(current) {
+        // Any failure from here on aborts the transaction, so nothing of the batch is written.
+        let version = match check(&ops, &counter, &reads).await {
+            Ok(version) => version,
+            Err(e) => {
                 let _ = txn.abort();
-                return Err(Error::Conflict {
-                    namespace: op.id().namespace().as_str().to_owned(),
-                });
+                return Err(e);
             }
-        }
-
-        let has_puts = ops.iter().any(|op| matches!(op, Op::Put { .. }));
-        let version = if has_puts {
-            last_version
-                .checked_add(1)
-                .ok_or(Error::Corrupt("version counter exhausted"))?
-        } else {
-            last_version
         };
+        let has_puts = ops.iter().any(|op| matches!(op, Op::Put { .. }));
         let written = (|| -> core::result::Result<(), JsValue> {
             for (op, key) in ops.iter().zip(&keys) {
                 match op {
