@@ -189,6 +189,16 @@ pub fn event(e: &Event) -> JsValue {
         Event::RemovedFromTeam { team } => {
             object(&[("type", "removedFromTeam".into()), ("team", id(&team.0))])
         }
+        Event::IdentityVerified {
+            conversation,
+            device,
+            customer_id,
+        } => object(&[
+            ("type", "identityVerified".into()),
+            ("conversation", id(&conversation.0)),
+            ("device", id(&device.0)),
+            ("customerId", customer_id.as_str().into()),
+        ]),
         Event::Connected => object(&[("type", "connected".into())]),
         Event::Disconnected { code } => object(&[
             ("type", "disconnected".into()),

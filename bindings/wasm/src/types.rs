@@ -73,6 +73,8 @@ export type SottoEvent =
   | { type: "conversationDeleted"; conversation: string }
   | { type: "teamChanged"; team: string; seq: number }
   | { type: "removedFromTeam"; team: string }
+  /** The company vouches that this visitor device is its customer (the id is display text). */
+  | { type: "identityVerified"; conversation: string; device: string; customerId: string }
   | { type: "connected" }
   | { type: "disconnected"; code: string | null }
   | { type: "warning"; warning: SottoWarning }

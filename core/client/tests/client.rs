@@ -263,9 +263,10 @@ async fn a_removed_agent_reads_nothing_sent_after_its_removal() {
     let sent = w.visitor.send_text(&w.conversation, "after").await.unwrap();
     assert_eq!(sent.epoch, 1);
 
-    // The removed agent reads nothing new: the relay refuses it (and it holds no key of the
-    // new generation anyway, which the core's scenarios check).
-    assert_eq!(w.agent.sync().await.unwrap_err().code(), "relay_forbidden");
+    // The removed agent reads nothing new: its sync leaves the team alone, the relay refuses
+    // it the conversation (and it holds no key of the new generation anyway, which the core's
+    // scenarios check).
+    w.agent.sync().await.unwrap();
     assert_eq!(w.agent.membership(&w.team.team).await.unwrap(), None);
     assert_eq!(
         w.agent
@@ -326,7 +327,33 @@ async fn membership_changes_are_events_and_a_second_device_is_approved() {
         ["hello team"]
     );
 
-    // A visitor cannot manage a team, an agent cannot invite.
+    // The agent revokes the second device: it sees that and reads nothing more.
+    w.agent
+        .revoke_device(&w.team.team, &w.agent_member, &second.device_id())
+        .await
+        .unwrap();
+    let change = wait_for(&mut agent_events, |e| match e {
+        Event::TeamChanged {
+            change: change @ TeamChange::DeviceRevoked { .. },
+            ..
+        } => Some(change.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        change,
+        TeamChange::DeviceRevoked {
+            member: w.agent_member,
+            device: second.device_id()
+        }
+    );
+    assert_eq!(second.sync().await.unwrap_err().code(), "relay_forbidden");
+    w.owner.sync_team(&w.team.team).await.unwrap();
+    let members = w.owner.members(&w.team.team).await.unwrap();
+    let agent = members.iter().find(|m| m.member == w.agent_member).unwrap();
+    assert_eq!(agent.devices, vec![w.agent.device_id()]);
+
+    // An agent cannot invite.
     assert_eq!(
         w.agent
             .invite_member(&w.team.team, &second.device_id(), Role::Agent)
@@ -668,4 +695,223 @@ async fn insecure_or_malformed_relay_urls_are_refused_before_any_request() {
     let (visitor, _, _) = relay.register(DeviceKind::Visitor, false).await;
     assert!(!visitor.relay().is_secure());
     let _ = key_of(&visitor);
+}
+
+#[tokio::test]
+async fn a_visitor_refuses_to_seal_without_a_recently_attested_head() {
+    let relay = TestRelay::start().await;
+    let (owner, _, _) = relay.register(DeviceKind::Member, true).await;
+    let policy = sotto_core::team::Policy {
+        freshness_limit_secs: 2,
+        ..sotto_core::team::Policy::default()
+    };
+    let team = owner.create_team(policy).await.unwrap();
+    let (visitor, _, net) = relay.register(DeviceKind::Visitor, false).await;
+    let conversation = visitor.open_conversation(team).await.unwrap();
+
+    // Within half the limit, an offline visitor queues.
+    net.set_offline(true);
+    let sent = visitor.send_text(&conversation, "queued").await.unwrap();
+    assert_eq!(sent.cursor, None);
+
+    // Later, it must see a fresh attestation first: offline, the send fails and nothing is
+    // sealed or queued.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let err = visitor
+        .send_text(&conversation, "refused")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "transport");
+    assert_eq!(visitor.outbox_len().await.unwrap(), 1);
+
+    // Online, but the newest attestation is older than the limit: refused too.
+    net.set_offline(false);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let err = visitor
+        .send_text(&conversation, "refused")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "chain_stale_head");
+
+    // An online member renews the attestation; the visitor sends again.
+    owner.sync().await.unwrap();
+    visitor.send_text(&conversation, "sent").await.unwrap();
+    owner.sync().await.unwrap();
+    assert_eq!(
+        history_texts(&owner, &conversation).await,
+        ["queued", "sent"]
+    );
+}
+
+#[tokio::test]
+async fn identity_assertions_are_checked_against_the_team_chain() {
+    use sotto_core::conversation::identity::IdentityAssertion;
+    use sotto_core::crypto::sign::SigningKey;
+    use sotto_core::wire::WireObject;
+
+    let w = World::new().await;
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let backend_key = SigningKey::generate(&mut rng);
+    w.owner
+        .add_integration_key(&w.team.team, "crm", backend_key.verifying_key())
+        .await
+        .unwrap();
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let good = IdentityAssertion::sign(
+        &backend_key,
+        w.team.team,
+        w.visitor.device_id(),
+        "customer-42",
+        expires,
+    )
+    .unwrap();
+    let forged = IdentityAssertion::sign(
+        &SigningKey::generate(&mut rng),
+        w.team.team,
+        w.visitor.device_id(),
+        "customer-1",
+        expires,
+    )
+    .unwrap();
+    w.visitor
+        .present_identity(&w.conversation, &good.to_wire())
+        .await
+        .unwrap();
+    w.visitor
+        .present_identity(&w.conversation, &forged.to_wire())
+        .await
+        .unwrap();
+
+    let mut events = w.agent.events();
+    w.agent.sync().await.unwrap();
+    let mut verified = Vec::new();
+    let mut unverified = 0;
+    while let Ok(e) = events.try_recv() {
+        match e {
+            Event::IdentityVerified {
+                device,
+                customer_id,
+                ..
+            } => verified.push((device, customer_id)),
+            Event::Warning(Warning::UnverifiedIdentity { device, .. }) => {
+                assert_eq!(device, w.visitor.device_id());
+                unverified += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        verified,
+        [(w.visitor.device_id(), "customer-42".to_owned())]
+    );
+    assert_eq!(unverified, 1);
+    // Malformed bytes are refused before anything is sent.
+    assert!(
+        w.visitor
+            .present_identity(&w.conversation, b"junk")
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn the_store_holds_no_plaintext() {
+    use sotto_client::store::{Query, Store};
+    let w = World::new().await;
+    let secret_text = "the parcel code is QX-7731-ZEBRA";
+    w.visitor
+        .send_text(&w.conversation, secret_text)
+        .await
+        .unwrap();
+    w.agent.sync().await.unwrap();
+    w.agent
+        .send_text(&w.conversation, "reply with PELICAN-4410")
+        .await
+        .unwrap();
+    w.visitor.sync().await.unwrap();
+    assert_eq!(history_texts(&w.visitor, &w.conversation).await.len(), 2);
+
+    let backend = &w.visitor_store;
+    let mut scanned = 0;
+    for ns in backend.namespaces().await.unwrap() {
+        for (key, record) in backend.list(&ns, &Query::default()).await.unwrap() {
+            for needle in [&b"QX-7731-ZEBRA"[..], b"PELICAN-4410"] {
+                assert!(!contains(&record.sealed, needle), "{ns:?}");
+                assert!(!contains(&key, needle));
+            }
+            scanned += 1;
+        }
+    }
+    assert!(scanned > 5, "only {scanned} records");
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn a_connected_member_keeps_the_head_attestation_fresh() {
+    let relay = TestRelay::start().await;
+    let (owner, _, _) = relay.register(DeviceKind::Member, true).await;
+    let policy = sotto_core::team::Policy {
+        freshness_limit_secs: 2,
+        ..sotto_core::team::Policy::default()
+    };
+    let team = owner.create_team(policy).await.unwrap();
+    let mut events = owner.events();
+    let background = owner.clone();
+    let run = tokio::spawn(async move { background.run().await });
+    wait_for(&mut events, |e| matches!(e, Event::Connected).then_some(())).await;
+
+    // Well past the limit of the attestation made at creation, a visitor still finds a fresh
+    // one: the running client renewed it.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let (visitor, _, _) = relay.register(DeviceKind::Visitor, false).await;
+    let conversation = visitor.open_conversation(team).await.unwrap();
+    visitor.send_text(&conversation, "hello").await.unwrap();
+    run.abort();
+
+    // Without a running member, the head goes stale and visitors refuse it.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let (late, _, _) = relay.register(DeviceKind::Visitor, false).await;
+    assert_eq!(
+        late.open_conversation(team).await.unwrap_err().code(),
+        "chain_stale_head"
+    );
+}
+
+#[tokio::test]
+async fn a_message_withheld_by_the_relay_shows_as_a_gap() {
+    let relay = TestRelay::start().await;
+    let (owner, _, owner_net) = relay.register(DeviceKind::Member, true).await;
+    let team = owner
+        .create_team(sotto_core::team::Policy::default())
+        .await
+        .unwrap();
+    let (visitor, _, _) = relay.register(DeviceKind::Visitor, false).await;
+    let conversation = visitor.open_conversation(team).await.unwrap();
+    for text in ["first", "second", "third"] {
+        visitor.send_text(&conversation, text).await.unwrap();
+    }
+    owner_net.withhold(2);
+    let mut events = owner.events();
+    owner.sync().await.unwrap();
+    assert_eq!(
+        history_texts(&owner, &conversation).await,
+        ["first", "third"]
+    );
+    let mut gaps = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let Event::Warning(Warning::Gap {
+            sender, missing, ..
+        }) = e
+        {
+            gaps.push((sender, missing));
+        }
+    }
+    assert_eq!(gaps, [(visitor.device_id(), 1)]);
 }

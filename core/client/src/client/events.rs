@@ -72,6 +72,16 @@ pub enum Event {
         /// The team.
         team: TeamId,
     },
+    /// A participant presented an identity assertion that verifies against the team chain:
+    /// the company's backend vouches that this device is its customer `customer_id`.
+    IdentityVerified {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The visitor device.
+        device: DeviceId,
+        /// The company's id for the customer (untrusted text for display).
+        customer_id: String,
+    },
     /// The push connection is up and everything missed while away was synced.
     Connected,
     /// The push connection ended; [`Client::run`](super::Client::run) reconnects.

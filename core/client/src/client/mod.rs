@@ -19,10 +19,13 @@
 mod api;
 mod backup;
 pub mod conversation;
+mod epochs;
 pub mod events;
 mod push;
 pub mod queue;
+mod receive;
 mod records;
+mod send;
 pub mod team;
 
 use std::collections::{BTreeMap, HashMap};
@@ -42,7 +45,7 @@ use crate::transport::{Method, RelayUrl, Transport};
 use crate::{Error, Result};
 
 use api::{Api, b64};
-pub use conversation::{AttachmentInfo, Body, Message};
+pub use conversation::{AttachmentInfo, Body, Message, Outgoing};
 pub use events::{Event, EventStream, TeamChange, Warning};
 pub use team::{MemberInfo, TeamRef};
 
@@ -89,6 +92,8 @@ pub(crate) struct Inner<S, T> {
     pub events: events::Events,
     /// When this device last attested each team's head: `(seq, time)`.
     pub attested: std::sync::Mutex<BTreeMap<TeamId, (u64, u64)>>,
+    /// When this (visitor) client last saw a fresh attestation of each team's head.
+    pub head_checked: std::sync::Mutex<BTreeMap<TeamId, u64>>,
 }
 
 impl<S: Store, T: Transport> Client<S, T> {
@@ -162,6 +167,7 @@ impl<S: Store, T: Transport> Client<S, T> {
                 flush: Mutex::new(()),
                 events: events::Events::default(),
                 attested: std::sync::Mutex::new(BTreeMap::new()),
+                head_checked: std::sync::Mutex::new(BTreeMap::new()),
             }),
         }
     }
@@ -186,7 +192,9 @@ impl<S: Store, T: Transport> Client<S, T> {
         &self.inner.store
     }
 
-    /// A new subscription to the client's [`Event`]s, from now on.
+    /// A new subscription to the client's [`Event`]s, from now on. Events wait in the
+    /// subscription until read (it is unbounded): read it continuously, or drop it to
+    /// unsubscribe.
     pub fn events(&self) -> EventStream {
         self.inner.events.subscribe()
     }
@@ -220,7 +228,19 @@ impl<S: Store, T: Transport> Client<S, T> {
                 Ok(()) => Ok(()),
             }
         };
-        let teams: Vec<TeamId> = self.inner.teams.lock().await.keys().copied().collect();
+        let me = self.inner.device.id();
+        // Teams this device was removed from can no longer be read at the relay.
+        let teams: Vec<TeamId> = self
+            .inner
+            .teams
+            .lock()
+            .await
+            .iter()
+            .filter(|(_, v)| {
+                v.state.member_of(&me).is_some() || v.state.former_device(&me).is_none()
+            })
+            .map(|(t, _)| *t)
+            .collect();
         for team in teams {
             note(self.sync_team(&team).await)?;
         }

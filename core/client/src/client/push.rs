@@ -5,14 +5,17 @@
 //! next one after the stored cursor; otherwise (a gap, `lagged`) the conversation is synced
 //! over HTTP. So a reconnect resumes without loss, and the store's checks drop duplicates.
 
+use core::pin::pin;
+
+use futures_util::future::{Either, select};
 use serde::Deserialize;
 use sotto_core::conversation::ConversationId;
 use sotto_core::team::TeamId;
 
 use super::Client;
 use super::api::{unb64, unhex};
-use super::conversation::StoredEnvelope;
 use super::events::Event;
+use super::receive::StoredEnvelope;
 use crate::store::Store;
 use crate::transport::{CLOSE_TOKEN_EXPIRED, PushStream, Transport};
 use crate::{Error, Result};
@@ -20,6 +23,9 @@ use crate::{Error, Result};
 /// First and longest wait between reconnection attempts.
 const BACKOFF_MIN_MS: u64 = 250;
 const BACKOFF_MAX_MS: u64 = 30_000;
+/// Bounds of the interval of periodic work while connected.
+const TICK_MIN_MS: u64 = 500;
+const TICK_MAX_MS: u64 = 30_000;
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -77,11 +83,29 @@ impl<S: Store, T: Transport> Client<S, T> {
             .connect_push(&api.relay.push_url(), &token)
             .await?;
         drop(token);
-        self.sync().await?;
+        // Refusals about one team or conversation (reported by `sync`) must not keep the
+        // connection down; only failures that may pass do.
+        match self.sync().await {
+            Err(e) if e.is_transient() => return Err(e),
+            _ => {}
+        }
         *backoff = BACKOFF_MIN_MS;
         self.inner.events.emit(Event::Connected);
         loop {
-            match push.next_frame().await {
+            let tick = self.tick_interval_ms().await;
+            let frame = {
+                let next = pin!(push.next_frame());
+                let timer = pin!(api.transport.sleep(tick));
+                match select(next, timer).await {
+                    Either::Left((frame, _)) => Some(frame),
+                    Either::Right(((), _)) => None,
+                }
+            };
+            let Some(frame) = frame else {
+                self.tick().await?;
+                continue;
+            };
+            match frame {
                 None => {
                     if push.close_code() == Some(CLOSE_TOKEN_EXPIRED) {
                         api.token(&self.inner.device, true).await?;
@@ -98,11 +122,35 @@ impl<S: Store, T: Transport> Client<S, T> {
         }
     }
 
+    /// How often a connected client does its periodic work: a quarter of the smallest
+    /// freshness limit of its teams, between 0.5 and 30 seconds.
+    async fn tick_interval_ms(&self) -> u64 {
+        let teams = self.inner.teams.lock().await;
+        let smallest = teams
+            .values()
+            .map(|v| u64::from(v.state.policy().freshness_limit_secs))
+            .min()
+            .unwrap_or(u64::MAX / 1000);
+        (smallest.saturating_mul(1000) / 4).clamp(TICK_MIN_MS, TICK_MAX_MS)
+    }
+
+    /// Periodic work while connected: renew head attestations before they go stale (visitors
+    /// refuse stale heads, so online members keep them fresh), and retry the outbox.
+    async fn tick(&self) -> Result<()> {
+        self.renew_attestations().await?;
+        match self.flush_outbox().await {
+            Err(e) if e.is_transient() => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     async fn handle_frame(&self, text: &str) -> Result<()> {
         let frame: Frame =
             serde_json::from_str(text).map_err(|_| Error::BadResponse("push frame"))?;
         match frame {
-            Frame::Ready | Frame::Lagged => self.sync().await,
+            // Connecting already synced everything up to the subscription.
+            Frame::Ready => Ok(()),
+            Frame::Lagged => self.sync().await,
             Frame::Envelope {
                 conversation_id,
                 cursor,

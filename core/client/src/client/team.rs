@@ -370,6 +370,23 @@ impl<S: Store, T: Transport> Client<S, T> {
         self.propose(team, Change::SetPolicy { policy }).await
     }
 
+    /// Registers a key of the company's backend that signs visitor identity assertions.
+    pub async fn add_integration_key(
+        &self,
+        team: &TeamId,
+        name: &str,
+        key: sotto_core::crypto::sign::VerifyingKey,
+    ) -> Result<()> {
+        self.propose(
+            team,
+            Change::AddIntegrationKey {
+                name: name.to_owned(),
+                key,
+            },
+        )
+        .await
+    }
+
     /// Rotates the team key.
     pub async fn rotate_team_key(&self, team: &TeamId) -> Result<()> {
         self.propose(team, Change::RotateKey).await
@@ -551,6 +568,18 @@ impl<S: Store, T: Transport> Client<S, T> {
         Ok(())
     }
 
+    /// Renews this device's head attestations that are due (see [`Client::run`]).
+    pub(crate) async fn renew_attestations(&self) -> Result<()> {
+        let teams = self.inner.teams.lock().await;
+        for view in teams.values() {
+            match self.attest(view, false).await {
+                Err(e) if e.is_transient() => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Puts a fresh head attestation if this device may attest and its last one is for an
     /// older head or half-way to the freshness limit (`force` for a head it just appended).
     async fn attest(&self, view: &TeamView, force: bool) -> Result<()> {
@@ -605,12 +634,35 @@ impl<S: Store, T: Transport> Client<S, T> {
                 .call_json(Method::Get, &path(team, "/attestation"), None)
                 .await?;
             let attestation = HeadAttestation::from_wire(&unb64(&out.attestation)?)?;
-            match attestation.check_fresh(&state, self.now()) {
-                Ok(()) => return Ok(state),
+            let now = self.now();
+            match attestation.check_fresh(&state, now) {
+                Ok(()) => {
+                    if let Ok(mut checked) = self.inner.head_checked.lock() {
+                        checked.insert(*team, now);
+                    }
+                    return Ok(state);
+                }
                 Err(e) => last = Some(e),
             }
         }
         Err(last.map_or(Error::BadResponse("attestation"), Error::Core))
+    }
+
+    /// Whether a visitor must see a fresh head attestation again before it seals anything to
+    /// the team: after half the policy's freshness limit since the last one. So a relay that
+    /// hides a removal (and the rotation with it) can keep a visitor writing to the old key for
+    /// at most one and a half times the limit; sending fails rather than skip the check.
+    pub(crate) async fn head_check_due(&self, team: &TeamId) -> Result<bool> {
+        let state = self.team_state(team).await?;
+        let half = u64::from(state.policy().freshness_limit_secs / 2);
+        let now = self.now();
+        Ok(self
+            .inner
+            .head_checked
+            .lock()
+            .ok()
+            .and_then(|c| c.get(team).copied())
+            .is_none_or(|at| now.saturating_sub(at) >= half))
     }
 
     /// Forgets a team: its conversations, chain and keys.

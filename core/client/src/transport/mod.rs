@@ -163,6 +163,9 @@ pub trait PushStream: MaybeSend {
     /// The next text frame. `None` when the relay closed the connection (the
     /// [`close code`](PushStream::close_code) says why); an error when the connection broke.
     /// Pings, pongs and binary frames are handled or skipped by the implementation.
+    ///
+    /// Must be cancel-safe: the client drops this future when its periodic timer fires first,
+    /// and a frame must not be lost by that.
     fn next_frame(
         &mut self,
     ) -> impl Future<Output = Option<Result<String, TransportError>>> + MaybeSend;

@@ -212,6 +212,8 @@ pub struct FlakyTransport {
     offline: Arc<AtomicBool>,
     /// Envelope posts whose response is lost after the relay processed them.
     lose_post_responses: Arc<AtomicU32>,
+    /// A cursor a malicious relay leaves out of envelope listings (0: none).
+    withhold_cursor: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl FlakyTransport {
@@ -220,11 +222,17 @@ impl FlakyTransport {
             inner: NativeTransport::new().unwrap(),
             offline: Arc::new(AtomicBool::new(false)),
             lose_post_responses: Arc::new(AtomicU32::new(0)),
+            withhold_cursor: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
 
     pub fn set_offline(&self, offline: bool) {
         self.offline.store(offline, Ordering::SeqCst);
+    }
+
+    /// Leaves the envelope at `cursor` out of every listing, as a relay that drops messages.
+    pub fn withhold(&self, cursor: u64) {
+        self.withhold_cursor.store(cursor, Ordering::SeqCst);
     }
 
     pub fn lose_next_post_responses(&self, n: u32) {
@@ -240,7 +248,17 @@ impl Transport for FlakyTransport {
             return Err(TransportError("offline (test)".into()));
         }
         let is_post = request.method == Method::Post && request.url.ends_with("/envelopes");
-        let response = self.inner.request(request).await?;
+        let is_list = request.method == Method::Get && request.url.contains("/envelopes?");
+        let mut response = self.inner.request(request).await?;
+        let withheld = self.withhold_cursor.load(Ordering::SeqCst);
+        if is_list && withheld != 0 && response.status == 200 {
+            let mut page: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+            page["envelopes"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|e| e["cursor"].as_u64() != Some(withheld));
+            response.body = serde_json::to_vec(&page).unwrap();
+        }
         if is_post
             && self
                 .lose_post_responses
