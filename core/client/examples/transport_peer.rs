@@ -139,6 +139,15 @@ async fn play(mut socket: WebSocket, token: String) {
             let _ = text(&mut socket, "x".repeat(16 * 1024 * 1024 + 1)).await;
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
+        // More frames than the client holds unread (4096), then silence.
+        "flood" => {
+            for i in 0..4200u32 {
+                if !text(&mut socket, format!("f{i}")).await {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
         // The TCP connection ends without a close frame.
         "drop" => {
             let _ = text(&mut socket, "before the drop".into()).await;

@@ -5,7 +5,7 @@
 #![cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 
 use serde_json::Value;
-use sotto_client::transport::web::{MAX_FRAME_BYTES, request_with_limit};
+use sotto_client::transport::web::{MAX_FRAME_BYTES, MAX_QUEUED_FRAMES, request_with_limit};
 use sotto_client::transport::{HttpRequest, Method, PushStream, Transport, WebTransport};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use zeroize::Zeroizing;
@@ -155,6 +155,20 @@ async fn an_oversized_frame_ends_the_stream_with_an_error() {
         16 * 1024 * 1024,
         "the peer's frame is one byte over"
     );
+}
+
+#[wasm_bindgen_test]
+async fn an_unread_backlog_is_bounded() {
+    let transport = WebTransport::new();
+    let mut push = transport.connect_push(&push_url(), "flood").await.unwrap();
+    // The application does not read while the peer sends 4200 frames.
+    transport.sleep(1500).await;
+    for i in 0..MAX_QUEUED_FRAMES {
+        assert_eq!(push.next_frame().await.unwrap().unwrap(), format!("f{i}"));
+    }
+    let err = push.next_frame().await.unwrap().unwrap_err();
+    assert!(err.0.contains("unread"), "{err}");
+    assert!(push.next_frame().await.is_none());
 }
 
 #[wasm_bindgen_test]

@@ -4,7 +4,8 @@
 //! Everything the relay sends is bounded before it is copied into wasm memory: a response body
 //! is read chunk by chunk from its stream and refused past [`MAX_RESPONSE_BYTES`]; a push frame's
 //! length is checked on the JS string before it is converted, frames beyond
-//! [`MAX_FRAME_BYTES`] or a backlog beyond [`MAX_QUEUED_FRAMES`] end the stream with an error
+//! [`MAX_FRAME_BYTES`] or a backlog beyond [`MAX_QUEUED_FRAMES`] or [`MAX_QUEUED_BYTES`] end the
+//! stream with an error
 //! (the client reconnects and resumes from its cursor, so nothing is lost). Binary frames are
 //! not part of the API and are dropped without being copied. (This is why the transport is
 //! written on web-sys rather than gloo-net, whose WebSocket copies every frame whole into wasm
@@ -36,6 +37,8 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 /// Most frames held while the application does not read them.
 pub const MAX_QUEUED_FRAMES: usize = 4096;
+/// Most bytes of frames held while the application does not read them.
+pub const MAX_QUEUED_BYTES: usize = 64 * 1024 * 1024;
 /// How long a request may take before it is aborted.
 const REQUEST_TIMEOUT_MS: u32 = 120_000;
 
@@ -205,6 +208,8 @@ impl Transport for WebTransport {
 #[derive(Default)]
 struct Inbox {
     frames: VecDeque<String>,
+    /// Bytes in `frames`.
+    queued_bytes: usize,
     open: bool,
     /// The stream ended: `Ok(code)` after a clean close by the relay, `Err` if it broke.
     ended: Option<Result<u16, TransportError>>,
@@ -294,11 +299,20 @@ impl WebPush {
                     Some("too many unread push frames")
                 } else {
                     match JsValue::as_string(&text) {
-                        Some(frame) if frame.len() <= MAX_FRAME_BYTES => {
+                        Some(frame) if frame.len() > MAX_FRAME_BYTES => {
+                            Some("push frame too large")
+                        }
+                        Some(frame)
+                            if inbox.queued_bytes.saturating_add(frame.len())
+                                > MAX_QUEUED_BYTES =>
+                        {
+                            Some("too many unread push frames")
+                        }
+                        Some(frame) => {
+                            inbox.queued_bytes += frame.len();
                             inbox.frames.push_back(frame);
                             None
                         }
-                        Some(_) => Some("push frame too large"),
                         None => Some("push frame is not text"),
                     }
                 };
@@ -383,6 +397,7 @@ impl PushStream for WebPush {
             let mut inbox = inbox.borrow_mut();
             // Frames that arrived before the end are delivered first.
             if let Some(frame) = inbox.frames.pop_front() {
+                inbox.queued_bytes = inbox.queued_bytes.saturating_sub(frame.len());
                 return Poll::Ready(Next::Frame(frame));
             }
             match inbox.ended.take() {
