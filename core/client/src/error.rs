@@ -44,6 +44,9 @@ pub enum Error {
     ValueTooLarge,
     /// A transaction or a backup names the same record twice.
     DuplicateRecord,
+    /// This handle may only read the store: another tab or worker holds the store's writer lock
+    /// (IndexedDB; see `IndexedDbStore::wait_for_writer`).
+    ReadOnly,
     /// The storage backend failed (I/O, SQLite). The text is the backend's message, which
     /// carries no values: everything stored is ciphertext and values are bound parameters.
     Backend(String),
@@ -103,6 +106,7 @@ impl Error {
             Error::InvalidRecordId(_) => "store_invalid_record_id",
             Error::ValueTooLarge => "store_value_too_large",
             Error::DuplicateRecord => "duplicate_record",
+            Error::ReadOnly => "store_read_only",
             Error::Backend(_) => "store_backend",
             Error::RandomSource => "random_source_failed",
             Error::BackupDecryptionFailed => "backup_decryption_failed",
@@ -198,6 +202,9 @@ impl fmt::Display for Error {
             Error::DuplicateRecord => {
                 f.write_str("a transaction or backup names the same record more than once")
             }
+            Error::ReadOnly => f.write_str(
+                "another tab or worker holds the store's writer lock; this handle may only read",
+            ),
             Error::Backend(msg) => write!(f, "storage backend error: {msg}"),
             Error::RandomSource => f.write_str("the system random number source failed"),
             Error::BackupDecryptionFailed => f.write_str(
@@ -285,6 +292,7 @@ mod tests {
             Error::InvalidRecordId("x"),
             Error::ValueTooLarge,
             Error::DuplicateRecord,
+            Error::ReadOnly,
             Error::Backend("x".into()),
             Error::RandomSource,
             Error::BackupDecryptionFailed,

@@ -9,14 +9,16 @@
 //!   restore, delete. Sending queues first and retries; reconnecting resumes from the stored
 //!   cursors; concurrent calls are safe (every state change is an atomic store transaction).
 //! - [`store`]: the encrypted local store. One backend trait ([`store::Store`]) with an
-//!   in-memory backend on every target and an SQLite backend on native (feature `sqlite`, on by
-//!   default; IndexedDB follows for the web). [`store::EncryptedStore`] seals every value with
-//!   the store key, binds it to its record id, versions the schema and migrates old stores, and
-//!   changes records only by atomic compare-and-swap transactions.
+//!   in-memory backend on every target, an SQLite backend on native (feature `sqlite`, on by
+//!   default) and an IndexedDB backend in browsers (feature `indexeddb`, on by default).
+//!   [`store::EncryptedStore`] seals every value with the store key, binds it to its record id,
+//!   versions the schema and migrates old stores, and changes records only by atomic
+//!   compare-and-swap transactions.
 //! - [`transport`]: how the client reaches the relay ([`transport::Transport`]: HTTP requests,
 //!   a push stream, a clock, a timer) and the URL policy (`https`/`wss` only, plain `http` only
 //!   on loopback). [`transport::NativeTransport`] (feature `native-transport`, on by default)
-//!   uses reqwest and tokio-tungstenite over rustls; the browser package supplies its own.
+//!   uses reqwest and tokio-tungstenite over rustls; `transport::WebTransport` (feature
+//!   `web-transport`, on by default, browsers only) the browser's `fetch` and `WebSocket`.
 //! - [`backup`]: the client's secrets sealed into one blob, to a recovery key (the 24 words) or
 //!   to a passphrase stretched with Argon2id; the format is `docs/PROTOCOL.md`, "Backups".
 //! - [`Error`]: one error type with stable codes; the core's codes pass through unchanged.

@@ -10,7 +10,8 @@
 //!   clock, and the browser has no `std::time`).
 //!
 //! Implementations: [`NativeTransport`] (reqwest and tokio-tungstenite over rustls, feature
-//! `native-transport`); the browser package implements the trait with gloo-net. An implementation
+//! `native-transport`) and `WebTransport` (the browser's `fetch` and `WebSocket`, feature
+//! `web-transport`). An implementation
 //! does no retries, no authentication and no JSON work: it moves bytes, and reports a failure to
 //! reach the relay as [`TransportError`]. Everything else (which URL, tokens, retries, parsing) is
 //! the client's, so it behaves the same everywhere.
@@ -32,6 +33,12 @@ mod url;
 
 #[cfg(all(feature = "native-transport", not(target_arch = "wasm32")))]
 mod native;
+#[cfg(all(
+    feature = "web-transport",
+    target_arch = "wasm32",
+    target_os = "unknown"
+))]
+pub mod web;
 
 use core::fmt;
 use core::future::Future;
@@ -43,6 +50,12 @@ use crate::store::{MaybeSend, MaybeSync};
 pub use self::url::{RelayUrl, UrlError};
 #[cfg(all(feature = "native-transport", not(target_arch = "wasm32")))]
 pub use native::NativeTransport;
+#[cfg(all(
+    feature = "web-transport",
+    target_arch = "wasm32",
+    target_os = "unknown"
+))]
+pub use web::{WebPush, WebTransport};
 
 /// HTTP methods the relay API uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
