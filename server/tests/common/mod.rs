@@ -3,6 +3,8 @@
 //! conversation scenario built with the protocol core exactly as an app would.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
