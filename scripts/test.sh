@@ -15,14 +15,29 @@ cargo fmt --all -- --check
 step "clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "PostgreSQL for the relay tests (installed if missing, local cluster on 127.0.0.1)"
+pg_url="$(scripts/postgres.sh start)"
+
+nextest() { command -v cargo-nextest >/dev/null 2>&1; }
+
 step "tests"
-if command -v cargo-nextest >/dev/null 2>&1; then
+# The relay's multi-node test uses PostgreSQL through scripts/postgres.sh; the rest of the
+# relay suite runs on SQLite here and on PostgreSQL below.
+if nextest; then
   cargo nextest run --workspace --no-fail-fast
   # nextest does not run doctests.
   cargo test --workspace --doc
 else
   cargo test --workspace
 fi
+
+step "relay tests on PostgreSQL (every in-process relay on its own database)"
+if nextest; then
+  SOTTO_TEST_POSTGRES="$pg_url" cargo nextest run -p sotto-relay --no-fail-fast
+else
+  SOTTO_TEST_POSTGRES="$pg_url" cargo test -p sotto-relay
+fi
+scripts/postgres.sh clean
 
 step "bindings: generated files current, Python and Kotlin suites against a loopback relay"
 scripts/test-bindings.sh

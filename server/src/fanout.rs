@@ -6,19 +6,19 @@
 //!
 //! - [`LocalFanout`] (the default) is an in-process broadcast channel: enough for one relay node,
 //!   which is every SQLite deployment;
-//! - a PostgreSQL deployment with several nodes implements [`Fanout`] over `LISTEN`/`NOTIFY`:
-//!   `publish` delivers locally and sends `NOTIFY` with the event's [`EventRef`] (small: ids and
-//!   a cursor, within PostgreSQL's 8000-byte payload limit; ephemeral messages, which are not
-//!   stored, travel inline), and a listener task on every node turns notifications from other
-//!   nodes back into events with [`crate::events::rebuild`] (which loads the payload and the
-//!   audience from the shared database and refreshes the node's chain cache) and delivers them
-//!   locally.
+//! - [`crate::pg_fanout::PgFanout`] (every PostgreSQL deployment, so several nodes can share
+//!   the database) also sends `NOTIFY` with the event's [`EventRef`], and a listener task on
+//!   every node turns other nodes' notifications back into events with
+//!   [`crate::events::rebuild`] and delivers them locally.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use sotto_core::device::DeviceId;
 use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use crate::state::AppState;
 
 /// What an event refers to in the database, so another node can rebuild it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,9 +109,16 @@ pub trait Fanout: Send + Sync + 'static {
     /// A receiver of every event published from now on. A receiver that falls too far behind
     /// gets `RecvError::Lagged` and its client is told to resynchronize over HTTP.
     fn subscribe(&self) -> broadcast::Receiver<Arc<Event>>;
+
+    /// Starts the transport's background tasks once the relay's state exists (they stop when
+    /// the relay shuts down). Called once; the in-process transport has none.
+    fn start(&self, _state: &AppState) -> Vec<JoinHandle<()>> {
+        Vec::new()
+    }
 }
 
-/// In-process fan-out over a bounded broadcast channel.
+/// In-process fan-out over a bounded broadcast channel. Clones share the channel.
+#[derive(Clone)]
 pub struct LocalFanout {
     sender: broadcast::Sender<Arc<Event>>,
 }

@@ -12,7 +12,7 @@
 //! - [`server`]: start, serve, shut down; [`routes`]: the HTTP API, one module per resource;
 //! - [`auth`]: challenge-response device authentication and bearer tokens;
 //! - [`teams`]: verified team chain states; [`events`] and [`fanout`]: push to WebSockets
-//!   ([`ws`]);
+//!   ([`ws`]), between nodes over PostgreSQL `LISTEN`/`NOTIFY` ([`pg_fanout`]);
 //! - [`rate_limit`], [`metrics`], [`audit`], [`sweep`] (retention), [`error`], [`extract`];
 //! - [`tenant`] and [`backup`]: operator commands; [`openapi`]: the API description.
 //!
@@ -32,6 +32,7 @@ pub mod extract;
 pub mod fanout;
 pub mod metrics;
 pub mod openapi;
+pub mod pg_fanout;
 pub mod random;
 pub mod rate_limit;
 pub mod routes;

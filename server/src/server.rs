@@ -10,9 +10,10 @@ use tokio::task::JoinHandle;
 
 use crate::auth::TokenCache;
 use crate::config::ServeArgs;
-use crate::db::{Db, migrate};
+use crate::db::{Db, migrate, normalize_url};
 use crate::fanout::{Fanout, LocalFanout};
 use crate::metrics::Metrics;
+use crate::pg_fanout::PgFanout;
 use crate::rate_limit::RateLimiter;
 use crate::state::{AppState, Settings};
 use crate::teams::Teams;
@@ -48,6 +49,7 @@ pub struct Relay {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     sweeper: JoinHandle<()>,
+    fanout_tasks: Vec<JoinHandle<()>>,
 }
 
 impl Relay {
@@ -75,19 +77,32 @@ impl Relay {
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         let _ = self.sweeper.await;
+        for task in self.fanout_tasks {
+            let _ = task.await;
+        }
         self.state.db.close().await;
         tracing::info!("relay stopped");
         served
     }
 }
 
-/// Starts a relay with in-process push fan-out (one node).
+/// Starts a relay: push fan-out is in-process on SQLite (one node), and over `LISTEN`/`NOTIFY`
+/// on PostgreSQL so that any number of nodes can share the database.
 pub async fn start(args: &ServeArgs) -> Result<Relay, StartError> {
-    start_with_fanout(args, Arc::new(LocalFanout::new(FANOUT_CAPACITY))).await
+    let url = normalize_url(&args.database.url);
+    let fanout: Arc<dyn Fanout> = if url.starts_with("sqlite:") {
+        Arc::new(LocalFanout::new(FANOUT_CAPACITY))
+    } else {
+        Arc::new(
+            PgFanout::connect(&url, FANOUT_CAPACITY)
+                .await
+                .map_err(StartError::Database)?,
+        )
+    };
+    start_with_fanout(args, fanout).await
 }
 
-/// Starts a relay with the given fan-out (for example one over PostgreSQL `LISTEN`/`NOTIFY`
-/// shared by several nodes; it can reach the state through [`Relay::state`] once started).
+/// Starts a relay with the given fan-out, whose background tasks it starts ([`Fanout::start`]).
 pub async fn start_with_fanout(
     args: &ServeArgs,
     fanout: Arc<dyn Fanout>,
@@ -135,6 +150,7 @@ pub async fn start_with_fanout(
         .await
     });
     let sweeper = tokio::spawn(sweep::run(state.clone()));
+    let fanout_tasks = state.fanout.start(&state);
     tracing::info!(%addr, backend = ?state.db.backend(), "relay listening");
     Ok(Relay {
         addr,
@@ -142,6 +158,7 @@ pub async fn start_with_fanout(
         shutdown,
         server,
         sweeper,
+        fanout_tasks,
     })
 }
 

@@ -3,12 +3,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use common::process::{BIN, Process, create_tenant};
 use common::*;
 use futures_util::StreamExt;
 use serde_json::json;
@@ -19,117 +17,6 @@ use sotto_core::conversation::{MessageKind, ParsedMessage, ReceiverChain};
 use sotto_core::device::Device;
 use sotto_core::team::Change;
 use sotto_core::wire::WireObject;
-
-const BIN: &str = env!("CARGO_BIN_EXE_sotto-relay");
-
-/// Runs `sotto-relay tenant create` on `db`.
-fn create_tenant(db: &Path) -> Tenant {
-    let out = Command::new(BIN)
-        .args(["tenant", "create", "--name", "hygiene", "--database"])
-        .arg(db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-            .unwrap()
-            .trim()
-            .to_owned()
-    };
-    Tenant {
-        widget_id: field("widget_id"),
-        bootstrap_code: field("bootstrap_code"),
-    }
-}
-
-/// A `sotto-relay serve` process whose stderr (its log) is collected.
-struct Process {
-    child: Child,
-    log: Arc<Mutex<String>>,
-    base: String,
-}
-
-impl Process {
-    fn start(db: &Path, log_filter: &str) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--database"])
-            .arg(db)
-            .env("SOTTO_LOG", log_filter)
-            .env("SOTTO_RATE_PER_ADDRESS", "0")
-            .env("SOTTO_RATE_PER_DEVICE", "0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let addr = loop {
-            let text = log.lock().unwrap().clone();
-            if let Some(rest) = text.split("addr=").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_owned();
-            }
-            assert!(Instant::now() < deadline, "relay did not start: {text}");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Process {
-            child,
-            log,
-            base: format!("http://{addr}"),
-        }
-    }
-
-    /// SIGTERM by process id, then waits for a clean exit; returns the whole log.
-    fn stop(&mut self) -> String {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "relay did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        assert!(status.success(), "exit status {status}");
-        std::thread::sleep(Duration::from_millis(100));
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        // A test that failed half-way must not leave its relay running.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Target for Process {
-    fn base(&self) -> &str {
-        &self.base
-    }
-}
 
 /// The forms a byte string could take in a log line.
 fn forms(bytes: &[u8]) -> Vec<String> {
@@ -156,9 +43,9 @@ fn device_secrets(d: &Device) -> Vec<Vec<u8>> {
 async fn logs_never_hold_bodies_keys_or_tokens() {
     let dir = TempDir::new();
     let db = dir.path().join("relay.sqlite");
-    let tenant = create_tenant(&db);
+    let tenant = create_tenant(db.to_str().unwrap());
     // The most verbose level, for every target.
-    let relay = Process::start(&db, "trace");
+    let relay = Process::start(db.to_str().unwrap(), "trace");
     let mut secrets: Vec<Vec<u8>> = Vec::new();
     let mut strings: Vec<String> = vec![tenant.bootstrap_code.clone()];
 

@@ -3,6 +3,8 @@
 //! conversation scenario built with the protocol core exactly as an app would.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -82,8 +84,30 @@ impl Drop for TempDir {
     }
 }
 
+/// The administrative PostgreSQL URL for tests that need PostgreSQL whatever the engine of the
+/// rest of the suite: `SOTTO_TEST_POSTGRES` if set, else the URL `scripts/postgres.sh` prints
+/// after making sure its local cluster runs (it installs PostgreSQL if missing).
+pub fn postgres_admin_url() -> String {
+    if let Ok(url) = std::env::var("SOTTO_TEST_POSTGRES")
+        && !url.is_empty()
+    {
+        return url;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/postgres.sh");
+    let out = std::process::Command::new(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "{} failed; set SOTTO_TEST_POSTGRES to an administrative PostgreSQL URL instead",
+        script.display()
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 /// Creates an empty PostgreSQL database and returns its URL.
-async fn fresh_postgres_database(admin: &str) -> String {
+pub async fn fresh_postgres_database(admin: &str) -> String {
     use sqlx::Connection;
     sqlx::any::install_default_drivers();
     let mut r = [0u8; 8];
