@@ -39,6 +39,9 @@ else
 fi
 scripts/postgres.sh clean
 
+step "relay API fuzzing (schemathesis against /openapi.json: no 5xx, responses match the schema)"
+scripts/schemathesis.sh
+
 step "protocol core builds for wasm32-unknown-unknown"
 cargo build -p sotto-core --target wasm32-unknown-unknown
 
