@@ -27,13 +27,20 @@ target="${CARGO_TARGET_DIR:-$repo/target}"
 
 log() { printf 'schemathesis.sh: %s\n' "$*" >&2; }
 
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "$@"
+}
+
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "version $version\$"; then
   log "installing schemathesis $version into $venv"
-  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq python3-venv
+  command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
+  # Debian's python3 makes virtual environments only with python3-venv installed.
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    rm -rf "$venv"
+    apt_install python3-venv
+    python3 -m venv "$venv"
   fi
-  python3 -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip
   "$venv/bin/pip" install -q "schemathesis==$version"
 fi
