@@ -39,6 +39,9 @@ else
 fi
 scripts/postgres.sh clean
 
+step "relay API fuzzing (schemathesis against /openapi.json: no 5xx, responses match the schema)"
+scripts/schemathesis.sh
+
 step "bindings: generated files current, Python and Kotlin suites against a loopback relay"
 scripts/test-bindings.sh
 

@@ -11,11 +11,13 @@
 //!   every node turns other nodes' notifications back into events with
 //!   [`crate::events::rebuild`] and delivers them locally.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use sotto_core::device::DeviceId;
-use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::state::AppState;
@@ -100,14 +102,20 @@ impl Event {
     }
 }
 
-/// Delivers events from the handlers that publish them to every WebSocket connection.
+/// Delivers events from the handlers that publish them to the WebSocket connections of the
+/// devices that may receive them.
 pub trait Fanout: Send + Sync + 'static {
-    /// Publishes an event to every subscriber, on this node and (for shared-database
+    /// Publishes an event to its subscribers, on this node and (for shared-database
     /// transports) on the others. Must not block.
     fn publish(&self, event: Event);
 
-    /// A receiver of every event published from now on. A receiver that falls too far behind
-    /// gets `RecvError::Lagged` and its client is told to resynchronize over HTTP.
+    /// The events one device may receive ([`Event::is_for`]), from now on. Only the devices an
+    /// event is for are woken, so the cost of an event does not grow with the number of
+    /// connected devices.
+    fn subscribe_device(&self, tenant_id: i64, device: DeviceId, is_visitor: bool) -> DeviceEvents;
+
+    /// A receiver of every event published from now on, whoever it is for (observers, tests).
+    /// A receiver that falls too far behind gets `RecvError::Lagged`.
     fn subscribe(&self) -> broadcast::Receiver<Arc<Event>>;
 
     /// Starts the transport's background tasks once the relay's state exists (they stop when
@@ -117,24 +125,148 @@ pub trait Fanout: Send + Sync + 'static {
     }
 }
 
-/// In-process fan-out over a bounded broadcast channel. Clones share the channel.
+/// One device connection's queue in the registry.
+struct Slot {
+    id: u64,
+    is_visitor: bool,
+    queue: mpsc::Sender<Arc<Event>>,
+    lagged: Arc<AtomicBool>,
+}
+
+/// The connected devices of every tenant.
+#[derive(Default)]
+struct Registry {
+    tenants: Mutex<HashMap<i64, HashMap<DeviceId, Vec<Slot>>>>,
+    next_id: AtomicU64,
+}
+
+impl Registry {
+    fn deliver(&self, event: &Arc<Event>) {
+        let Ok(tenants) = self.tenants.lock() else {
+            return;
+        };
+        let Some(devices) = tenants.get(&event.tenant_id) else {
+            return;
+        };
+        let offer = |device: &DeviceId, slot: &Slot| {
+            if event.is_for(event.tenant_id, device, slot.is_visitor)
+                && let Err(mpsc::error::TrySendError::Full(_)) = slot.queue.try_send(event.clone())
+            {
+                slot.lagged.store(true, Ordering::Release);
+            }
+        };
+        if event.audience.tenant_visitors {
+            for (device, slots) in devices {
+                slots.iter().for_each(|slot| offer(device, slot));
+            }
+        } else {
+            for device in &event.audience.devices {
+                for slot in devices.get(device).into_iter().flatten() {
+                    offer(device, slot);
+                }
+            }
+        }
+    }
+
+    fn remove(&self, tenant_id: i64, device: &DeviceId, id: u64) {
+        let Ok(mut tenants) = self.tenants.lock() else {
+            return;
+        };
+        if let Some(devices) = tenants.get_mut(&tenant_id) {
+            if let Some(slots) = devices.get_mut(device) {
+                slots.retain(|s| s.id != id);
+                if slots.is_empty() {
+                    devices.remove(device);
+                }
+            }
+            if devices.is_empty() {
+                tenants.remove(&tenant_id);
+            }
+        }
+    }
+}
+
+/// The events of one device connection; unsubscribes when dropped.
+pub struct DeviceEvents {
+    events: mpsc::Receiver<Arc<Event>>,
+    lagged: Arc<AtomicBool>,
+    registry: Arc<Registry>,
+    tenant_id: i64,
+    device: DeviceId,
+    id: u64,
+}
+
+impl DeviceEvents {
+    /// The next event; `RecvError::Lagged` once after events were dropped because this
+    /// connection fell too far behind (its client resynchronizes over HTTP).
+    pub async fn recv(&mut self) -> Result<Arc<Event>, RecvError> {
+        if self.lagged.swap(false, Ordering::AcqRel) {
+            return Err(RecvError::Lagged(1));
+        }
+        self.events.recv().await.ok_or(RecvError::Closed)
+    }
+}
+
+impl Drop for DeviceEvents {
+    fn drop(&mut self) {
+        self.registry.remove(self.tenant_id, &self.device, self.id);
+    }
+}
+
+/// In-process fan-out: a queue per connected device, and a broadcast channel of every event
+/// for observers. Clones share both.
 #[derive(Clone)]
 pub struct LocalFanout {
     sender: broadcast::Sender<Arc<Event>>,
+    registry: Arc<Registry>,
+    capacity: usize,
 }
 
 impl LocalFanout {
-    /// A channel holding at most `capacity` events per slow receiver.
+    /// Queues holding at most `capacity` events per slow receiver.
     pub fn new(capacity: usize) -> Self {
         let (sender, _) = broadcast::channel(capacity.max(1));
-        LocalFanout { sender }
+        LocalFanout {
+            sender,
+            registry: Arc::new(Registry::default()),
+            capacity: capacity.max(1),
+        }
     }
 }
 
 impl Fanout for LocalFanout {
     fn publish(&self, event: Event) {
-        // No receivers is not an error: nobody is connected.
-        let _ = self.sender.send(Arc::new(event));
+        let event = Arc::new(event);
+        self.registry.deliver(&event);
+        // No receivers is not an error: nobody is observing.
+        let _ = self.sender.send(event);
+    }
+
+    fn subscribe_device(&self, tenant_id: i64, device: DeviceId, is_visitor: bool) -> DeviceEvents {
+        let (queue, events) = mpsc::channel(self.capacity);
+        let lagged = Arc::new(AtomicBool::new(false));
+        let id = self.registry.next_id.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut tenants) = self.registry.tenants.lock() {
+            tenants
+                .entry(tenant_id)
+                .or_default()
+                .entry(device)
+                .or_default()
+                .push(Slot {
+                    id,
+                    is_visitor,
+                    queue,
+                    lagged: lagged.clone(),
+                });
+        }
+        DeviceEvents {
+            events,
+            lagged,
+            registry: self.registry.clone(),
+            tenant_id,
+            device,
+            id,
+        }
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
@@ -182,5 +314,44 @@ mod tests {
         let mut rx = f.subscribe();
         f.publish(event(&[], true, None));
         assert_eq!(&*rx.recv().await.unwrap().frame, "{}");
+    }
+
+    #[tokio::test]
+    async fn device_queues_get_only_their_events_and_report_lag() {
+        let f = LocalFanout::new(2);
+        let (a, b, v) = (DeviceId([1; 32]), DeviceId([2; 32]), DeviceId([3; 32]));
+        let mut on_a = f.subscribe_device(1, a, false);
+        let mut a_again = f.subscribe_device(1, a, false);
+        let mut on_b = f.subscribe_device(1, b, false);
+        let mut visitor = f.subscribe_device(1, v, true);
+        let mut other_tenant = f.subscribe_device(2, a, false);
+        f.publish(event(&[a], false, None));
+        f.publish(event(&[a, b], false, Some(b)));
+        f.publish(event(&[a], false, None));
+        f.publish(event(&[], true, None));
+        let next = async |d: &mut DeviceEvents| {
+            tokio::time::timeout(std::time::Duration::from_millis(50), d.recv()).await
+        };
+        // The third event overflowed A's queues (capacity 2): A is told it lagged (first, so
+        // its client resynchronizes at once), then gets what its queue held, then nothing.
+        for q in [&mut on_a, &mut a_again] {
+            assert!(matches!(next(q).await, Ok(Err(RecvError::Lagged(_)))));
+            assert_eq!(next(q).await.unwrap().unwrap().audience.devices.len(), 1);
+            assert_eq!(next(q).await.unwrap().unwrap().audience.devices.len(), 2);
+            assert!(next(q).await.is_err(), "nothing more");
+        }
+        assert!(next(&mut on_b).await.is_err(), "sender not echoed");
+        assert!(
+            next(&mut visitor)
+                .await
+                .unwrap()
+                .unwrap()
+                .audience
+                .tenant_visitors
+        );
+        assert!(next(&mut other_tenant).await.is_err(), "other tenant");
+        // Dropped subscriptions leave the registry.
+        drop((on_a, a_again, on_b, visitor, other_tenant));
+        assert!(f.registry.tenants.lock().unwrap().is_empty());
     }
 }

@@ -8,7 +8,8 @@
 //!
 //! Modules, one job each:
 //! - [`config`]: flags and environment variables;
-//! - [`db`]: the SQLite / PostgreSQL pool and migrations;
+//! - [`db`]: the SQLite / PostgreSQL pool and migrations; [`envelope_store`]: envelope writes
+//!   with group commit;
 //! - [`server`]: start, serve, shut down; [`routes`]: the HTTP API, one module per resource;
 //! - [`auth`]: challenge-response device authentication and bearer tokens;
 //! - [`teams`]: verified team chain states; [`events`] and [`fanout`]: push to WebSockets
@@ -26,6 +27,7 @@ pub mod auth;
 pub mod backup;
 pub mod config;
 pub mod db;
+pub mod envelope_store;
 pub mod error;
 pub mod events;
 pub mod extract;

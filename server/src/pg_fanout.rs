@@ -23,7 +23,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::extract::{to_b64, to_hex};
-use crate::fanout::{Event, EventRef, Fanout, LocalFanout};
+use crate::fanout::{DeviceEvents, Event, EventRef, Fanout, LocalFanout};
 use crate::state::AppState;
 
 /// The notification channel every node listens on.
@@ -82,6 +82,10 @@ impl Fanout for PgFanout {
         self.local.publish(event);
     }
 
+    fn subscribe_device(&self, tenant_id: i64, device: DeviceId, is_visitor: bool) -> DeviceEvents {
+        self.local.subscribe_device(tenant_id, device, is_visitor)
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.local.subscribe()
     }
@@ -113,6 +117,7 @@ async fn send(state: AppState, mut outbox: mpsc::Receiver<String>) {
             },
             _ = shutdown.wait_for(|stopped| *stopped) => return,
         };
+        tracing::debug!("sending a notification");
         let sent = sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)
             .bind(payload)
@@ -142,9 +147,15 @@ async fn listen(state: AppState, mut listener: PgListener, node: String, local: 
                     continue;
                 }
                 match crate::events::rebuild(&state, &source).await {
-                    Ok(Some(event)) => local.publish(event),
+                    Ok(Some(event)) => {
+                        tracing::debug!(
+                            devices = event.audience.devices.len(),
+                            "delivering an event from another node"
+                        );
+                        local.publish(event);
+                    }
                     // Deleted or swept meanwhile: nothing to push.
-                    Ok(None) => {}
+                    Ok(None) => tracing::debug!("a notified event's data is gone"),
                     Err(_) => tracing::warn!("could not rebuild a notified event"),
                 }
             }

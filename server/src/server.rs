@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use crate::auth::TokenCache;
 use crate::config::ServeArgs;
 use crate::db::{Db, migrate, normalize_url};
+use crate::envelope_store::EnvelopeStore;
 use crate::fanout::{Fanout, LocalFanout};
 use crate::metrics::Metrics;
 use crate::pg_fanout::PgFanout;
@@ -49,6 +50,7 @@ pub struct Relay {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     sweeper: JoinHandle<()>,
+    envelope_writer: JoinHandle<()>,
     fanout_tasks: Vec<JoinHandle<()>>,
 }
 
@@ -77,6 +79,9 @@ impl Relay {
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         let _ = self.sweeper.await;
+        // Every request has been answered: the envelope writer is idle.
+        self.envelope_writer.abort();
+        let _ = self.envelope_writer.await;
         for task in self.fanout_tasks {
             let _ = task.await;
         }
@@ -120,8 +125,10 @@ pub async fn start_with_fanout(
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let (envelopes, envelope_writer) = EnvelopeStore::start(db.clone());
     let state = AppState {
         db,
+        envelopes,
         settings: Arc::new(Settings::from_args(args, origin)),
         teams: Arc::new(Teams::default()),
         tokens: Arc::new(TokenCache::default()),
@@ -158,6 +165,7 @@ pub async fn start_with_fanout(
         shutdown,
         server,
         sweeper,
+        envelope_writer,
         fanout_tasks,
     })
 }

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use crate::auth::TokenCache;
 use crate::config::ServeArgs;
 use crate::db::Db;
+use crate::envelope_store::EnvelopeStore;
 use crate::fanout::Fanout;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
@@ -63,6 +64,8 @@ impl Settings {
 pub struct AppState {
     /// The database.
     pub db: Db,
+    /// Envelope writes, with group commit.
+    pub envelopes: EnvelopeStore,
     /// Fixed settings.
     pub settings: Arc<Settings>,
     /// Verified team chain states.

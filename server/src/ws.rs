@@ -71,9 +71,11 @@ pub async fn handler(
 
 async fn run(mut socket: WebSocket, state: AppState, caller: Caller) {
     state.metrics.websocket(1);
-    let mut events = state.fanout.subscribe();
-    let mut shutdown = state.shutdown.clone();
     let is_visitor = caller.kind == sotto_core::device::DeviceKind::Visitor;
+    let mut events = state
+        .fanout
+        .subscribe_device(caller.tenant_id, caller.device, is_visitor);
+    let mut shutdown = state.shutdown.clone();
     let ttl = u64::try_from(caller.expires_at.saturating_sub(now())).unwrap_or(0);
     let expiry = tokio::time::sleep(Duration::from_secs(ttl));
     tokio::pin!(expiry);

@@ -641,3 +641,90 @@ async fn published_events_rebuild_from_their_references() {
             .is_none()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_envelopes_share_commits_with_distinct_gap_free_cursors() {
+    // Many envelopes at once, in two conversations, so the relay groups them into shared
+    // commits: every post gets its own cursor, each conversation's cursors are 1..=n without a
+    // gap, and each cursor holds the message that was acknowledged with it.
+    let relay = TestRelay::start().await;
+    let w = World::new(&relay, "acme").await;
+    let mut visitor2 = relay.client(&w.tenant, DeviceKind::Visitor);
+    visitor2.join(None).await;
+    let second = open_conversation(&visitor2, &w.team.state).await;
+    const EACH: usize = 60;
+    let mut posts = Vec::new();
+    for (client, conversation) in [(&w.visitor, &w.conversation), (&visitor2, &second)] {
+        let mut chain = conversation.chain(&client.device, MessageKind::Text);
+        for i in 0..EACH {
+            let m = seal(
+                &mut chain,
+                &client.device,
+                MessageKind::Text,
+                format!("concurrent {i}").as_bytes(),
+            );
+            let (http, url, token) = (
+                client.http.clone(),
+                format!(
+                    "{}/v1/conversations/{}/envelopes",
+                    client.base,
+                    conversation.hex()
+                ),
+                client.token.clone(),
+            );
+            let conv = conversation.hex();
+            posts.push(tokio::spawn(async move {
+                let r = send(
+                    &http,
+                    reqwest::Method::POST,
+                    &url,
+                    token.as_deref(),
+                    Some(json!({"message": b64(&m)})),
+                )
+                .await
+                .expect(201);
+                (conv, r["cursor"].as_i64().unwrap(), m)
+            }));
+        }
+    }
+    let mut acked: std::collections::BTreeMap<(String, i64), Vec<u8>> = Default::default();
+    for p in posts {
+        let (conv, cursor, m) = p.await.unwrap();
+        assert!(
+            acked.insert((conv, cursor), m).is_none(),
+            "cursor given twice"
+        );
+    }
+    for (client, conversation) in [(&w.visitor, &w.conversation), (&visitor2, &second)] {
+        let conv = conversation.hex();
+        let page = client
+            .get(&format!("/v1/conversations/{conv}/envelopes?limit=1000"))
+            .await
+            .expect(200);
+        let stored = page["envelopes"].as_array().unwrap();
+        assert_eq!(stored.len(), EACH);
+        assert_eq!(page["last_cursor"], EACH as i64);
+        for (i, e) in stored.iter().enumerate() {
+            let cursor = e["cursor"].as_i64().unwrap();
+            assert_eq!(cursor, i as i64 + 1, "gap-free");
+            assert_eq!(
+                acked.get(&(conv.clone(), cursor)).unwrap(),
+                &unb64(e["message"].as_str().unwrap())
+            );
+        }
+    }
+    // A conversation deleted meanwhile: the next envelope is refused, not stored.
+    let mut chain = second.chain(&visitor2.device, MessageKind::Text);
+    let late = seal(&mut chain, &visitor2.device, MessageKind::Text, b"late");
+    visitor2
+        .delete(&format!("/v1/conversations/{}", second.hex()))
+        .await
+        .expect(204);
+    assert_eq!(
+        post_message(&visitor2, &second.hex(), &late)
+            .await
+            .status
+            .as_u16(),
+        404
+    );
+}

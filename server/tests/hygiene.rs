@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::process::{BIN, Process, create_tenant};
+use common::process::{Process, bin, create_tenant};
 use common::*;
 use futures_util::StreamExt;
 use serde_json::json;
@@ -350,7 +350,7 @@ async fn backup_snapshot_restores_with_every_envelope() {
         let db = relay.db_path.clone();
         let out = snapshot.clone();
         tokio::task::spawn_blocking(move || {
-            Command::new(BIN)
+            Command::new(bin())
                 .args(["backup", "--database"])
                 .arg(&db)
                 .arg("--out")
@@ -377,7 +377,7 @@ async fn backup_snapshot_restores_with_every_envelope() {
         String::from_utf8_lossy(&out.stderr)
     );
     // The snapshot file is not overwritten by a second run.
-    let again = Command::new(BIN)
+    let again = Command::new(bin())
         .args(["backup", "--database"])
         .arg(&relay.db_path)
         .arg("--out")

@@ -81,16 +81,28 @@ async fn assert_hears_nothing_of(ws: &mut Socket, ids: &[&str]) {
     let _ = tokio::time::timeout(Duration::from_millis(500), frames).await;
 }
 
+/// Prints both relays' logs if the test fails.
+struct LogsOnFailure<'a>(&'a Process, &'a Process);
+
+impl Drop for LogsOnFailure<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("relay A:\n{}\nrelay B:\n{}", self.0.log(), self.1.log());
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_relays_on_postgres_push_to_each_others_clients() {
     let admin = postgres_admin_url();
     let url = fresh_postgres_database(&admin).await;
     let tenant = create_tenant(&url);
     let other_tenant = create_tenant(&url);
-    let log = "warn,sotto_relay::server=info";
+    let log = "warn,sotto_relay::server=info,sotto_relay::pg_fanout=debug";
     let a = Process::start(&url, log);
     let b = Process::start(&url, log);
     assert_ne!(a.base, b.base);
+    let _logs = LogsOnFailure(&a, &b);
 
     // Everything is set up through B; devices listen on A (and the visitor on B too).
     let mut w = World::with_tenant(&b, tenant.clone()).await;

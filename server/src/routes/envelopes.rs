@@ -5,7 +5,7 @@
 //! sender's signature with the caller's identity key; the content stays ciphertext. Durable
 //! kinds are stored under the conversation's next cursor (a per-conversation counter advanced in
 //! the inserting transaction, so cursors are gap-free and commit in order even with several relay
-//! nodes) and pushed; ephemeral kinds (typing, receipts) are pushed and never stored.
+//! nodes; [`crate::envelope_store`] groups concurrent envelopes into one commit) and pushed; ephemeral kinds (typing, receipts) are pushed and never stored.
 
 use axum::Json;
 use axum::extract::State;
@@ -101,25 +101,11 @@ pub async fn post(
         ));
     }
 
-    let mut tx = state.db.begin_write().await?;
-    let cursor: i64 = sqlx::query(
-        "UPDATE conversations SET last_cursor = last_cursor + 1 WHERE id = $1 RETURNING last_cursor",
-    )
-    .bind(conv.conv_ref)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| ApiError::not_found("conversation"))?
-    .try_get("last_cursor")?;
-    sqlx::query(
-        "INSERT INTO envelopes (conversation_ref, cursor, message, received_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(conv.conv_ref)
-    .bind(cursor)
-    .bind(bytes.clone())
-    .bind(now())
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    let cursor = state
+        .envelopes
+        .store(conv.conv_ref, bytes.clone(), now())
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
     state.metrics.envelope_stored();
     state.fanout.publish(events::envelope(
         caller.tenant_id,

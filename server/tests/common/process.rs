@@ -11,9 +11,18 @@ use super::{Target, Tenant};
 /// The relay binary Cargo built for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_sotto-relay");
 
+/// The binary to run: `SOTTO_TEST_RELAY_BIN` if set (another build, for example a release one,
+/// or a copy that a concurrent build in a shared target directory cannot replace), else [`BIN`].
+pub fn bin() -> String {
+    std::env::var("SOTTO_TEST_RELAY_BIN")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| BIN.to_owned())
+}
+
 /// Runs `sotto-relay tenant create` on `database` (a SQLite path or a PostgreSQL URL).
 pub fn create_tenant(database: &str) -> Tenant {
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["tenant", "create", "--name", "process-test", "--database"])
         .arg(database)
         .output()
@@ -52,7 +61,7 @@ impl Process {
 
     /// With extra environment variables (settings of `serve`).
     pub fn start_with_env(database: &str, log_filter: &str, env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(bin());
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--database"])
             .arg(database)
@@ -84,7 +93,12 @@ impl Process {
             if let Some(status) = child.try_wait().unwrap() {
                 panic!("relay exited with {status}: {text}");
             }
-            assert!(Instant::now() < deadline, "relay did not start: {text}");
+            if Instant::now() >= deadline {
+                // Not yet a `Process`, whose drop would kill it.
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("relay did not start: {text}");
+            }
             std::thread::sleep(Duration::from_millis(20));
         };
         Process {
