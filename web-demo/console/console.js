@@ -322,6 +322,10 @@ async function renderTeam() {
   $('snippet').textContent =
     `<script async src="${location.origin}/widget/sotto.js"\n` +
     `  data-relay="${location.origin}"\n  data-widget-id="${widgetId}"\n  data-team="${teamRef}"></script>`;
+  const host = query.get('host');
+  const tryIt = $('try-it');
+  tryIt.hidden = !host;
+  if (host) tryIt.href = `${host}?team=${encodeURIComponent(teamRef)}`;
   const body = $('members');
   body.replaceChildren();
   const members = await client.members(teamId());
