@@ -24,8 +24,16 @@ else
   cargo test --workspace
 fi
 
-step "protocol core builds for wasm32-unknown-unknown"
+step "protocol core and client build for wasm32-unknown-unknown"
 cargo build -p sotto-core --target wasm32-unknown-unknown
+cargo build -p sotto-client --target wasm32-unknown-unknown
+
+step "client clippy for wasm32 (the IndexedDB backend and the browser tests exist only there)"
+cargo clippy -p sotto-client --target wasm32-unknown-unknown --lib --test web --test web_transport --test web_bench -- -D warnings
+cargo clippy -p sotto-wasm --target wasm32-unknown-unknown --all-targets -- -D warnings
+
+step "browser tests in headless Chromium"
+scripts/wasm-test.sh
 
 step "fuzz targets build and run briefly"
 scripts/fuzz.sh "${SOTTO_FUZZ_SECONDS:-5}"

@@ -7,6 +7,8 @@
 
 use core::fmt;
 
+use crate::transport::{TransportError, UrlError};
+
 /// The error type of the client layer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -42,6 +44,9 @@ pub enum Error {
     ValueTooLarge,
     /// A transaction or a backup names the same record twice.
     DuplicateRecord,
+    /// This handle may only read the store: another tab or worker holds the store's writer lock
+    /// (IndexedDB; see `IndexedDbStore::wait_for_writer`).
+    ReadOnly,
     /// The storage backend failed (I/O, SQLite). The text is the backend's message, which
     /// carries no values: everything stored is ciphertext and values are bound parameters.
     Backend(String),
@@ -58,6 +63,34 @@ pub enum Error {
     /// The records do not fit in one backup ([`crate::backup::MAX_PAYLOAD_LEN`],
     /// [`crate::backup::MAX_ENTRIES`]).
     BackupTooLarge,
+    /// The relay URL breaks the policy ([`crate::transport::RelayUrl`]); [`Error::code`] is the
+    /// [`UrlError`]'s code.
+    Url(UrlError),
+    /// The relay could not be reached (network, TLS, closed connection).
+    Transport(TransportError),
+    /// The relay answered with an error. [`Error::code`] is `relay_` and the relay's code
+    /// (`docs/RELAY-API.md`), for example `relay_forbidden`.
+    Relay {
+        /// The HTTP status.
+        status: u16,
+        /// The relay's code, as sent.
+        code: String,
+    },
+    /// The relay answered something that does not follow the API (malformed JSON, a wrong id).
+    BadResponse(&'static str),
+    /// The store holds no registered device: call `Client::register` first.
+    NotRegistered,
+    /// The store already holds a registered device.
+    AlreadyRegistered,
+    /// An argument is malformed (the text names which, never its value).
+    InvalidInput(&'static str),
+    /// No such team in this client.
+    UnknownTeam,
+    /// No such conversation in this client.
+    UnknownConversation,
+    /// The operation is not open to this device (for example a visitor managing a team, or a
+    /// member without the right role).
+    NotPermitted(&'static str),
 }
 
 impl Error {
@@ -73,6 +106,7 @@ impl Error {
             Error::InvalidRecordId(_) => "store_invalid_record_id",
             Error::ValueTooLarge => "store_value_too_large",
             Error::DuplicateRecord => "duplicate_record",
+            Error::ReadOnly => "store_read_only",
             Error::Backend(_) => "store_backend",
             Error::RandomSource => "random_source_failed",
             Error::BackupDecryptionFailed => "backup_decryption_failed",
@@ -80,12 +114,68 @@ impl Error {
             Error::BackupKdfParams => "backup_kdf_params",
             Error::BackupPassphrase => "backup_passphrase",
             Error::BackupTooLarge => "backup_too_large",
+            Error::Url(e) => e.code(),
+            Error::Transport(_) => "transport",
+            Error::Relay { code, .. } => relay_code(code),
+            Error::BadResponse(_) => "relay_bad_response",
+            Error::NotRegistered => "not_registered",
+            Error::AlreadyRegistered => "already_registered",
+            Error::InvalidInput(_) => "invalid_input",
+            Error::UnknownTeam => "unknown_team",
+            Error::UnknownConversation => "unknown_conversation",
+            Error::NotPermitted(_) => "not_permitted",
         }
     }
 
     /// Whether this is a version conflict, after which re-reading and retrying can succeed.
     pub fn is_conflict(&self) -> bool {
         matches!(self, Error::Conflict { .. })
+    }
+
+    /// Whether the failure may pass by itself (network, rate limit, relay fault), so queued
+    /// work should be kept and retried.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Transport(_) => true,
+            Error::Relay { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
+
+    /// The relay's error code, if the relay refused the request.
+    pub fn relay_code(&self) -> Option<&str> {
+        match self {
+            Error::Relay { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// The relay's codes (`docs/RELAY-API.md`) as stable client codes.
+fn relay_code(code: &str) -> &'static str {
+    match code {
+        "bad_request" => "relay_bad_request",
+        "invalid_id" => "relay_invalid_id",
+        "invalid_base64" => "relay_invalid_base64",
+        "invalid_wire" => "relay_invalid_wire",
+        "verification_failed" => "relay_verification_failed",
+        "unknown_epoch" => "relay_unknown_epoch",
+        "cursor_out_of_range" => "relay_cursor_out_of_range",
+        "unauthorized" => "relay_unauthorized",
+        "forbidden" => "relay_forbidden",
+        "bootstrap_invalid" => "relay_bootstrap_invalid",
+        "not_found" => "relay_not_found",
+        "head_moved" => "relay_head_moved",
+        "team_exists" => "relay_team_exists",
+        "conversation_exists" => "relay_conversation_exists",
+        "epoch_conflict" => "relay_epoch_conflict",
+        "already_registered" => "relay_already_registered",
+        "not_newer" => "relay_not_newer",
+        "team_deleted" => "relay_team_deleted",
+        "payload_too_large" => "relay_payload_too_large",
+        "rate_limited" => "relay_rate_limited",
+        "internal" => "relay_internal",
+        _ => "relay_error",
     }
 }
 
@@ -112,6 +202,9 @@ impl fmt::Display for Error {
             Error::DuplicateRecord => {
                 f.write_str("a transaction or backup names the same record more than once")
             }
+            Error::ReadOnly => f.write_str(
+                "another tab or worker holds the store's writer lock; this handle may only read",
+            ),
             Error::Backend(msg) => write!(f, "storage backend error: {msg}"),
             Error::RandomSource => f.write_str("the system random number source failed"),
             Error::BackupDecryptionFailed => f.write_str(
@@ -123,6 +216,18 @@ impl fmt::Display for Error {
             Error::BackupKdfParams => f.write_str("backup key-derivation parameters out of bounds"),
             Error::BackupPassphrase => f.write_str("the backup passphrase is empty or too long"),
             Error::BackupTooLarge => f.write_str("too much data for one backup"),
+            Error::Url(e) => fmt::Display::fmt(e, f),
+            Error::Transport(e) => fmt::Display::fmt(e, f),
+            Error::Relay { status, code } => {
+                write!(f, "the relay refused the request: {status} {code}")
+            }
+            Error::BadResponse(what) => write!(f, "the relay's answer is malformed: {what}"),
+            Error::NotRegistered => f.write_str("no device is registered in this store"),
+            Error::AlreadyRegistered => f.write_str("a device is already registered in this store"),
+            Error::InvalidInput(what) => write!(f, "invalid {what}"),
+            Error::UnknownTeam => f.write_str("unknown team"),
+            Error::UnknownConversation => f.write_str("unknown conversation"),
+            Error::NotPermitted(why) => write!(f, "not permitted: {why}"),
         }
     }
 }
@@ -132,6 +237,18 @@ impl core::error::Error for Error {}
 impl From<sotto_core::Error> for Error {
     fn from(e: sotto_core::Error) -> Self {
         Error::Core(e)
+    }
+}
+
+impl From<UrlError> for Error {
+    fn from(e: UrlError) -> Self {
+        Error::Url(e)
+    }
+}
+
+impl From<TransportError> for Error {
+    fn from(e: TransportError) -> Self {
+        Error::Transport(e)
     }
 }
 
@@ -175,6 +292,7 @@ mod tests {
             Error::InvalidRecordId("x"),
             Error::ValueTooLarge,
             Error::DuplicateRecord,
+            Error::ReadOnly,
             Error::Backend("x".into()),
             Error::RandomSource,
             Error::BackupDecryptionFailed,
@@ -182,6 +300,19 @@ mod tests {
             Error::BackupKdfParams,
             Error::BackupPassphrase,
             Error::BackupTooLarge,
+            Error::Url(UrlError::InsecureScheme),
+            Error::Transport(TransportError("x".into())),
+            Error::Relay {
+                status: 403,
+                code: "forbidden".into(),
+            },
+            Error::BadResponse("x"),
+            Error::NotRegistered,
+            Error::AlreadyRegistered,
+            Error::InvalidInput("x"),
+            Error::UnknownTeam,
+            Error::UnknownConversation,
+            Error::NotPermitted("x"),
         ];
         let mut codes: Vec<&str> = all.iter().map(Error::code).collect();
         for c in &codes {

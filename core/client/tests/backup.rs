@@ -4,6 +4,9 @@
 //! `SOTTO_UPDATE_VECTORS=1 cargo test -p sotto-client --test backup` rewrites
 //! `tests/vectors/backup-v1.json` after an intended format change.
 
+// Native only: the browser runs tests/web.rs (tokio is not a wasm32 dev-dependency).
+#![cfg(not(target_arch = "wasm32"))]
+
 use std::path::PathBuf;
 
 use proptest::prelude::*;

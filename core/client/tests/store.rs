@@ -1,6 +1,9 @@
 //! The shared store suite against every native backend, and tests that need one backend's
 //! internals (editing SQLite rows directly).
 
+// Native only: the browser runs tests/web.rs (tokio is not a wasm32 dev-dependency).
+#![cfg(not(target_arch = "wasm32"))]
+
 mod common;
 
 use common::suite::Harness;

@@ -29,8 +29,8 @@ const OPEN_ATTEMPTS: usize = 8;
 
 /// The 32-byte key that seals every value of a store. Zeroized on drop, redacted in Debug.
 ///
-/// On native the application keeps it in the platform keychain and passes it in; on the web it
-/// will be wrapped by a non-extractable WebCrypto key (part 2).
+/// On native the application keeps it in the platform keychain and passes it in; in browsers
+/// `IndexedDbStore::store_key` keeps it wrapped by a non-extractable WebCrypto key.
 #[derive(Clone)]
 pub struct StoreKey(AeadKey);
 

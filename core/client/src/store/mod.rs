@@ -7,8 +7,9 @@
 //!   [`Version`], read one by one or by key prefix, and changed only by [`Store::commit`], which
 //!   applies a batch of [`Op`]s all-or-nothing after checking each op's [`Expect`]ation.
 //!   Backends: [`MemoryStore`] (tests, ephemeral visitors, every target), [`SqliteStore`]
-//!   (native, feature `sqlite`), and IndexedDB (web, to come). A backend never sees plaintext
-//!   and never needs the key.
+//!   (native, feature `sqlite`), and `IndexedDbStore` (browsers, feature `indexeddb`, with the
+//!   store key wrapped by a non-extractable WebCrypto key and one writing tab elected with Web
+//!   Locks). A backend never sees plaintext and never needs the key.
 //! - [`EncryptedStore`] is what the client uses. It seals every value with the store key
 //!   (XChaCha20-Poly1305 with a random nonce and the record id as associated data, through
 //!   [`sotto_core::crypto::aead`]), checks the key when it opens a store, and migrates stores
@@ -56,6 +57,8 @@
 //! SQLite backend also overwrites their pages (`secure_delete`).
 
 mod encrypted;
+#[cfg(all(feature = "indexeddb", target_arch = "wasm32", target_os = "unknown"))]
+mod indexeddb;
 mod memory;
 mod schema;
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
@@ -65,6 +68,8 @@ use core::fmt;
 use core::future::Future;
 
 pub use encrypted::{EncryptedStore, Entry, StoreKey, Transaction, Update};
+#[cfg(all(feature = "indexeddb", target_arch = "wasm32", target_os = "unknown"))]
+pub use indexeddb::IndexedDbStore;
 pub use memory::MemoryStore;
 pub use schema::CURRENT_SCHEMA;
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]

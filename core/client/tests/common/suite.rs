@@ -1,7 +1,9 @@
 //! The shared store test suite: generic async functions run against every backend through a
-//! [`Harness`]. `suite_tests!` instantiates one test per function for a backend; the IndexedDB
-//! backend (part 2) reuses this file from a wasm-bindgen-test target (everything but the
-//! tokio-based concurrency tests is runtime-agnostic).
+//! [`Harness`]. `suite_tests!` instantiates one tokio test per function for a native backend;
+//! `web_suite_tests!` one wasm-bindgen test per function for a backend in the browser
+//! (`tests/web.rs`). Everything but the tokio-based concurrency tests is runtime-agnostic; the
+//! `interleaved_*` tests run concurrent writers on one task with [`join_all`], which needs no
+//! runtime.
 
 #![allow(dead_code)]
 
@@ -754,6 +756,127 @@ where
     }
 }
 
+/// Runs the futures concurrently on the current task and returns their outputs in order. Each
+/// poll polls every unfinished future, so their awaits interleave (no runtime needed).
+pub async fn join_all<F: core::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    use core::task::Poll;
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    core::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(v) => *output = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().map(Option::unwrap).collect()
+}
+
+/// Concurrent read-modify-write cycles interleaved on one task (as in a browser tab): every
+/// worker increments a counter and takes sender-chain counters through `update`. No update is
+/// lost and no sender counter is handed out twice.
+pub async fn interleaved_writers_never_interleave<H: Harness>(h: &mut H) {
+    use sotto_core::conversation::{ChainId, SenderChain, Stream};
+    use sotto_core::device::DeviceId;
+
+    const WORKERS: usize = 4;
+    const ROUNDS: usize = 12;
+
+    let store = open(h).await;
+    let counter = id("counter", b"c");
+    let chain_id = id("chain.send", b"conv/0/dev/durable");
+    store.put(&counter, &0u64.to_be_bytes()).await.unwrap();
+    let chain = SenderChain::new(
+        &SecretBytes::new([5; 32]),
+        ChainId {
+            conversation: sotto_core::conversation::ConversationId([1; 16]),
+            epoch: 0,
+            sender: DeviceId([2; 32]),
+            stream: Stream::Durable,
+        },
+    );
+    store.put(&chain_id, &chain.export()).await.unwrap();
+
+    let worker = |_| {
+        let (store, counter, chain_id) = (&store, &counter, &chain_id);
+        async move {
+            let mut counters = Vec::new();
+            for _ in 0..ROUNDS {
+                store
+                    .update(counter, |cur| {
+                        let cur = cur.ok_or(Error::Corrupt("missing"))?;
+                        let n = u64::from_be_bytes(cur.value.as_slice().try_into().unwrap());
+                        Ok((Update::Put((n + 1).to_be_bytes().to_vec().into()), ()))
+                    })
+                    .await
+                    .unwrap();
+                let c = store
+                    .update(chain_id, |cur| {
+                        let cur = cur.ok_or(Error::Corrupt("missing"))?;
+                        let mut chain = SenderChain::import(&cur.value)?;
+                        let (counter, _message_key) = chain.next_message_key()?;
+                        Ok((Update::Put(chain.export()), counter))
+                    })
+                    .await
+                    .unwrap();
+                counters.push(c);
+            }
+            counters
+        }
+    };
+    let mut all: Vec<u32> = join_all((0..WORKERS).map(worker).collect())
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let total = (WORKERS * ROUNDS) as u64;
+    let n = store.get(&counter).await.unwrap().unwrap().value;
+    assert_eq!(u64::from_be_bytes(n.as_slice().try_into().unwrap()), total);
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..total as u32).collect::<Vec<_>>(),
+        "every counter exactly once"
+    );
+}
+
+/// Compare-and-swap with interleaved writers: of writers that all read the same version,
+/// exactly one commits; the others fail with a conflict and leave no trace.
+pub async fn interleaved_stale_writers_fail<H: Harness>(h: &mut H) {
+    let store = open(h).await;
+    let rid = id("chain.send", b"x");
+    for round in 0..5u8 {
+        let v = store.put(&rid, &[round]).await.unwrap();
+        let attempts = (0..4u8).map(|w| {
+            let (store, rid) = (&store, rid.clone());
+            async move {
+                let mut txn = Transaction::new();
+                txn.put(rid, &[round, w], Expect::Version(v));
+                store.commit(txn).await.map(|_| w)
+            }
+        });
+        let mut winners = Vec::new();
+        for outcome in join_all(attempts.collect()).await {
+            match outcome {
+                Ok(w) => winners.push(w),
+                Err(e) => assert!(e.is_conflict(), "{e:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "exactly one writer wins");
+        assert_eq!(value(&store, &rid).await.unwrap(), vec![round, winners[0]]);
+    }
+}
+
 /// One `#[tokio::test]` per suite function for a backend.
 #[macro_export]
 macro_rules! suite_tests {
@@ -811,6 +934,76 @@ macro_rules! suite_tests {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn concurrent_stale_writers_fail() {
             suite::concurrent_stale_writers_fail(&mut $harness).await;
+        }
+        #[tokio::test]
+        async fn interleaved_writers_never_interleave() {
+            suite::interleaved_writers_never_interleave(&mut $harness).await;
+        }
+        #[tokio::test]
+        async fn interleaved_stale_writers_fail() {
+            suite::interleaved_stale_writers_fail(&mut $harness).await;
+        }
+    };
+}
+
+/// One `#[wasm_bindgen_test]` per runtime-agnostic suite function for a backend in the browser.
+#[macro_export]
+macro_rules! web_suite_tests {
+    ($harness:expr) => {
+        use wasm_bindgen_test::wasm_bindgen_test;
+        use $crate::common::suite;
+
+        #[wasm_bindgen_test]
+        async fn round_trip() {
+            suite::round_trip(&mut $harness).await;
+        }
+        #[wasm_bindgen_test]
+        async fn tampering_is_detected() {
+            suite::tampering_is_detected(&mut $harness).await;
+        }
+        #[wasm_bindgen_test]
+        async fn moved_values_are_detected() {
+            suite::moved_values_are_detected(&mut $harness).await;
+        }
+        #[wasm_bindgen_test]
+        async fn wrong_key_is_refused() {
+            suite::wrong_key_is_refused(&mut $harness).await;
+        }
+        #[wasm_bindgen_test]
+        async fn transactions_are_all_or_nothing() {
+            suite::transactions_are_all_or_nothing(&mut $harness).await;
+        }
+        #[wasm_bindgen_test]
+        async fn version_conflicts() {
+            suite::version_conflicts(&mut $harness).await;
+        }
+        #[wasm_bindgen_test]
+        async fn prefix_listing() {
+            suite::prefix_listing(&mut $harness).await;
+        }
+        #[wasm_bindgen_test]
+        async fn persists_across_reopen() {
+            suite::persists_across_reopen(&mut $harness).await;
+        }
+        #[wasm_bindgen_test]
+        async fn migrates_a_v1_store() {
+            suite::migrates_a_v1_store(&mut $harness).await;
+        }
+        #[wasm_bindgen_test]
+        async fn failed_migration_changes_nothing() {
+            suite::failed_migration_changes_nothing(&mut $harness).await;
+        }
+        #[wasm_bindgen_test]
+        async fn schema_too_new_and_corrupt_are_refused() {
+            suite::schema_too_new_and_corrupt_are_refused(&mut $harness).await;
+        }
+        #[wasm_bindgen_test]
+        async fn interleaved_writers_never_interleave() {
+            suite::interleaved_writers_never_interleave(&mut $harness).await;
+        }
+        #[wasm_bindgen_test]
+        async fn interleaved_stale_writers_fail() {
+            suite::interleaved_stale_writers_fail(&mut $harness).await;
         }
     };
 }

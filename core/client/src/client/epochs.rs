@@ -1,0 +1,308 @@
+//! Epochs: fetching and verifying a conversation's epoch records, opening their secrets, and
+//! choosing (or opening) the epoch to send in.
+
+use serde::Deserialize;
+use serde_json::json;
+use sotto_core::EpochError;
+use sotto_core::conversation::epoch::epoch_expired;
+use sotto_core::conversation::{
+    ConversationId, EpochRecord, EpochWarning, Freshness, SenderChain, Stream,
+};
+use sotto_core::crypto::secret::SecretBytes;
+use sotto_core::wire::WireObject;
+
+use super::Client;
+use super::api::{b64, unb64};
+use super::conversation::conv_path;
+use super::events::{Event, Warning};
+use super::records::{self, ConvRecord};
+use crate::rng::os_rng;
+use crate::store::{Expect, Query, Store, Transaction};
+use crate::transport::{Method, Transport};
+use crate::{Error, Result};
+
+#[derive(Deserialize)]
+struct StoredEpoch {
+    epoch: u32,
+    record: String,
+}
+
+#[derive(Deserialize)]
+struct EpochPage {
+    epochs: Vec<StoredEpoch>,
+}
+
+impl<S: Store, T: Transport> Client<S, T> {
+    /// The stored epoch records of a conversation, in order.
+    pub(crate) async fn epochs(&self, conversation: &ConversationId) -> Result<Vec<EpochRecord>> {
+        let mut out = Vec::new();
+        for (_, entry) in self
+            .inner
+            .store
+            .list(
+                &records::ns(records::EPOCH)?,
+                &Query::prefix(conversation.0.to_vec()),
+            )
+            .await?
+        {
+            out.push(EpochRecord::from_wire(&entry.value)?);
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn epoch(
+        &self,
+        conversation: &ConversationId,
+        epoch: u32,
+    ) -> Result<Option<EpochRecord>> {
+        match self
+            .inner
+            .store
+            .get(&records::epoch_id(conversation, epoch)?)
+            .await?
+        {
+            Some(e) => Ok(Some(EpochRecord::from_wire(&e.value)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Fetches, verifies and stores the epochs after the stored ones.
+    pub(crate) async fn fetch_epochs(
+        &self,
+        conversation: &ConversationId,
+        record: &ConvRecord,
+    ) -> Result<()> {
+        let mut known = self.epochs(conversation).await?;
+        let from = known.len();
+        let page: EpochPage = self
+            .call_json(
+                Method::Get,
+                &format!(
+                    "{}?from={from}&limit=1000",
+                    conv_path(conversation, "/epochs")
+                ),
+                None,
+            )
+            .await?;
+        let total = page.epochs.len();
+        for (i, stored) in page.epochs.into_iter().enumerate() {
+            let epoch = EpochRecord::from_wire(&unb64(&stored.record)?)?;
+            if usize::try_from(stored.epoch).ok() != Some(known.len())
+                || epoch.epoch != stored.epoch
+                || epoch.conversation != *conversation
+                || epoch.team != record.team
+            {
+                return Err(Error::BadResponse("epoch records out of sequence"));
+            }
+            let latest = i + 1 == total;
+            self.verify_epoch(record, known.last(), &epoch, latest)
+                .await?;
+            let mut txn = Transaction::new();
+            txn.put(
+                records::epoch_id(conversation, epoch.epoch)?,
+                &epoch.to_wire(),
+                Expect::Any,
+            );
+            self.inner.store.commit(txn).await?;
+            known.push(epoch);
+        }
+        Ok(())
+    }
+
+    /// Checks an epoch record against the verified chain: live rules for the newest one,
+    /// history rules for older ones, fetching newer links once if the record names a head
+    /// ahead of ours.
+    pub(crate) async fn verify_epoch(
+        &self,
+        record: &ConvRecord,
+        previous: Option<&EpochRecord>,
+        epoch: &EpochRecord,
+        latest: bool,
+    ) -> Result<()> {
+        let known = previous.map(|p| p.visitor_devices.as_slice());
+        let mut synced = false;
+        loop {
+            let state = self.team_state(&record.team).await?;
+            let freshness = if latest {
+                Freshness::Live
+            } else {
+                Freshness::History
+            };
+            let result = match epoch.verify(&state, known, freshness) {
+                // Sealed to an older generation: acceptable to read as history, never to send
+                // on (sending checks the generation and opens a new epoch first).
+                Err(sotto_core::Error::Epoch(EpochError::StaleGeneration)) if latest => {
+                    epoch.verify(&state, known, Freshness::History)
+                }
+                other => other,
+            };
+            match result {
+                Ok(warning) => {
+                    if warning == Some(EpochWarning::Rollback) {
+                        self.inner
+                            .events
+                            .emit(Event::Warning(Warning::Rollback { team: record.team }));
+                    }
+                    return Ok(());
+                }
+                Err(sotto_core::Error::Epoch(EpochError::ChainBehind)) if !synced => {
+                    synced = true;
+                    self.sync_team(&record.team).await?;
+                }
+                Err(e) => {
+                    if e == sotto_core::Error::Epoch(EpochError::Fork) {
+                        self.inner
+                            .events
+                            .emit(Event::Warning(Warning::Fork { team: record.team }));
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+
+    pub(crate) fn remember_secret(
+        &self,
+        conversation: ConversationId,
+        epoch: u32,
+        secret: SecretBytes<32>,
+    ) {
+        if let Ok(mut secrets) = self.inner.secrets.lock() {
+            secrets.insert((conversation, epoch), secret);
+        }
+    }
+
+    /// The epoch secret: opened with this visitor device's key, or the team key it holds.
+    pub(crate) async fn epoch_secret(
+        &self,
+        record: &ConvRecord,
+        epoch: &EpochRecord,
+    ) -> Result<SecretBytes<32>> {
+        let key = (epoch.conversation, epoch.epoch);
+        if let Some(s) = self
+            .inner
+            .secrets
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&key).cloned())
+        {
+            return Ok(s);
+        }
+        let secret = if record.visitor {
+            epoch.secret_for_visitor(&self.inner.device)?
+        } else {
+            let teams = self.inner.teams.lock().await;
+            let view = teams.get(&record.team).ok_or(Error::UnknownTeam)?;
+            epoch.secret_for_member(&view.keyring)?
+        };
+        self.remember_secret(epoch.conversation, epoch.epoch, secret.clone());
+        Ok(secret)
+    }
+
+    /// The epoch to send in: the newest, unless it is sealed to an older team key, expired by
+    /// policy, or flagged after a restore; then a new one is opened and posted first.
+    pub(crate) async fn send_epoch(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<(ConvRecord, EpochRecord)> {
+        for _ in 0..4 {
+            let (record, _) = self.conv_record(conversation).await?;
+            let mut epochs = self.epochs(conversation).await?;
+            if epochs.is_empty() {
+                self.fetch_epochs(conversation, &record).await?;
+                epochs = self.epochs(conversation).await?;
+            }
+            let latest = epochs.pop().ok_or(Error::BadResponse("no epoch record"))?;
+            if record.visitor && self.head_check_due(&record.team).await? {
+                self.check_fresh_head(&record.team).await?;
+            }
+            let state = self.team_state(&record.team).await?;
+            let counter = match self
+                .inner
+                .store
+                .get(&records::send_chain_id(
+                    conversation,
+                    latest.epoch,
+                    Stream::Durable,
+                )?)
+                .await?
+            {
+                Some(e) => SenderChain::import(&e.value)?.next_counter(),
+                None => 0,
+            };
+            let current = state.current_key().map(|(g, _)| g);
+            let fresh = !record.needs_epoch
+                && current == Some(latest.generation)
+                && !epoch_expired(state.policy(), latest.created_at, counter, self.now());
+            if fresh {
+                return Ok((record, latest));
+            }
+            let state = if record.visitor {
+                self.check_fresh_head(&record.team).await?
+            } else {
+                self.sync_team(&record.team).await?;
+                self.team_state(&record.team).await?
+            };
+            if state.current_key().map(|(g, _)| g) == Some(latest.generation)
+                && !record.needs_epoch
+                && !epoch_expired(state.policy(), latest.created_at, counter, self.now())
+            {
+                return Ok((record, latest));
+            }
+            let next = latest
+                .epoch
+                .checked_add(1)
+                .ok_or(Error::NotPermitted("no epochs left"))?;
+            let (epoch, secret) = EpochRecord::open(
+                &mut os_rng()?,
+                &self.inner.device,
+                &state,
+                *conversation,
+                next,
+                latest.visitor_devices.clone(),
+                self.now(),
+            )?;
+            let posted = self
+                .call(
+                    Method::Post,
+                    &conv_path(conversation, "/epochs"),
+                    Some(json!({"record": b64(&epoch.to_wire())})),
+                )
+                .await;
+            match posted {
+                Ok(_) => {
+                    let mut txn = Transaction::new();
+                    txn.put(
+                        records::epoch_id(conversation, next)?,
+                        &epoch.to_wire(),
+                        Expect::Absent,
+                    );
+                    if record.needs_epoch {
+                        let cleared = ConvRecord {
+                            needs_epoch: false,
+                            ..record.clone()
+                        };
+                        txn.put(
+                            records::conv_id(conversation)?,
+                            &cleared.encode(),
+                            Expect::Any,
+                        );
+                    }
+                    self.inner.store.commit(txn).await?;
+                    self.remember_secret(*conversation, next, secret);
+                    let (record, _) = self.conv_record(conversation).await?;
+                    return Ok((record, epoch));
+                }
+                // Another participant opened it first: take theirs and look again.
+                Err(e) if e.relay_code() == Some("epoch_conflict") => {
+                    self.fetch_epochs(conversation, &record).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Relay {
+            status: 409,
+            code: "epoch_conflict".into(),
+        })
+    }
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The browser package's size budget: the optimized wasm (wasm-opt -Oz, then gzip -9) must be at
+# most 250 KB (250,000 bytes). Prints the sizes at each step; fails over budget.
+#
+#   scripts/wasm-size.sh              builds bindings/wasm (profile wasm-release, wasm-bindgen --target web)
+#                                     and measures its module
+#   scripts/wasm-size.sh FILE.wasm    measures a module built elsewhere (for example the
+#                                     *_bg.wasm of an npm package, to compare)
+#
+# SOTTO_WASM_BUDGET_BYTES overrides the budget (only to experiment; CI uses the default).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+budget="${SOTTO_WASM_BUDGET_BYTES:-250000}"
+for tool in wasm-opt gzip; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "wasm-size: $tool is missing; run scripts/setup-toolchain.sh" >&2
+    exit 1
+  fi
+done
+
+work="${CARGO_TARGET_DIR:-target}/wasm-size"
+mkdir -p "$work"
+
+if [ $# -ge 1 ]; then
+  module="$1"
+else
+  if [ ! -f bindings/wasm/Cargo.toml ]; then
+    echo "wasm-size: bindings/wasm does not exist yet; pass a .wasm file to measure" >&2
+    exit 1
+  fi
+  if ! command -v wasm-bindgen >/dev/null 2>&1; then
+    echo "wasm-size: wasm-bindgen is missing; run scripts/setup-toolchain.sh" >&2
+    exit 1
+  fi
+  package="$(sed -n 's/^name = "\(.*\)"/\1/p' bindings/wasm/Cargo.toml | head -n 1)"
+  cargo build -q --profile wasm-release --target wasm32-unknown-unknown -p "$package"
+  lib="${package//-/_}"
+  wasm-bindgen --target web --out-dir "$work/pkg" \
+    "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/wasm-release/$lib.wasm"
+  module="$work/pkg/${lib}_bg.wasm"
+fi
+
+if [ ! -f "$module" ]; then
+  echo "wasm-size: no such file: $module" >&2
+  exit 1
+fi
+
+optimized="$work/optimized.wasm"
+# The features rustc enables by default for wasm32-unknown-unknown; wasm-opt must accept them
+# and may keep using them (every current browser supports them).
+wasm-opt -Oz --strip-debug --strip-producers \
+  --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+  --enable-mutable-globals --enable-reference-types --enable-multivalue \
+  "$module" -o "$optimized"
+raw=$(wc -c <"$module")
+opt=$(wc -c <"$optimized")
+gz=$(gzip -9 -c "$optimized" | wc -c)
+
+printf 'module:            %s\n' "$module"
+printf 'as built:          %9d bytes\n' "$raw"
+printf 'wasm-opt -Oz:      %9d bytes\n' "$opt"
+printf 'then gzip -9:      %9d bytes (%d.%d KB; budget %d bytes)\n' \
+  "$gz" $((gz / 1000)) $(((gz % 1000) / 100)) "$budget"
+
+if [ "$gz" -gt "$budget" ]; then
+  echo "wasm-size: over budget by $((gz - budget)) bytes" >&2
+  exit 1
+fi
+echo "within budget"
