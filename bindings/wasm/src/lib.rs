@@ -18,6 +18,8 @@
 
 mod client;
 mod convert;
+mod extra;
+mod team;
 mod types;
 
 pub use client::SottoClient;
