@@ -14,13 +14,18 @@ lib=sotto_wasm
 cargo build -q --profile wasm-release --target wasm32-unknown-unknown -p "$package" >&2
 rm -rf "$out"
 mkdir -p "$out"
-wasm-bindgen --target web --out-dir "$out/pkg" "$target/wasm32-unknown-unknown/wasm-release/$lib.wasm" >&2
+module="$target/wasm32-unknown-unknown/wasm-release/$lib.wasm"
 if command -v wasm-opt >/dev/null 2>&1; then
-  # Same feature set as scripts/wasm-size.sh: what rustc emits for wasm32 by default.
+  # Optimise rustc's module before wasm-bindgen, not after: an older wasm-opt (Debian's 108)
+  # rewrites the externref table wasm-bindgen adds into an anyref table, which browsers refuse
+  # to fill with JS values. The feature set is scripts/wasm-size.sh's: rustc's wasm32 defaults.
+  mkdir -p "$target/web-demo-opt"
   wasm-opt -Oz --strip-debug --strip-producers \
     --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
     --enable-mutable-globals --enable-reference-types --enable-multivalue \
-    "$out/pkg/${lib}_bg.wasm" -o "$out/pkg/${lib}_bg.wasm" >&2
+    "$module" -o "$target/web-demo-opt/$lib.wasm" >&2
+  module="$target/web-demo-opt/$lib.wasm"
 fi
+wasm-bindgen --target web --out-dir "$out/pkg" "$module" >&2
 cp -r web-demo/widget web-demo/console web-demo/shared "$out/"
 printf '%s\n' "$out"

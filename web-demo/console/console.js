@@ -91,13 +91,17 @@ async function waitForApproval(ref) {
   $('join-device').textContent = client.deviceId;
   for (;;) {
     try {
+      // Following the team verifies its chain; this device reads only once an admin added it.
       await client.joinTeam(ref);
-      localStorage.removeItem('sotto-console-joining');
-      return enter(ref);
+      if (await client.membership(ref.split(':')[0])) {
+        localStorage.removeItem('sotto-console-joining');
+        return enter(ref);
+      }
+      $('join-status').textContent = 'Waiting for approval…';
     } catch (e) {
-      $('join-status').textContent = e && e.code === 'not_a_member'
-        ? 'Waiting for approval…'
-        : `Waiting for approval (${describe(e)})`;
+      // Until the admin adds this device, the relay does not show it the team.
+      console.info('not a member yet', e);
+      $('join-status').textContent = 'Waiting for approval…';
     }
     await new Promise((resolve) => setTimeout(resolve, 2000));
   }
@@ -135,8 +139,7 @@ async function route() {
 
 async function renderInbox() {
   const conversations = await client.conversations();
-  const list = $('conversations');
-  list.replaceChildren();
+  const items = [];
   $('inbox-empty').hidden = conversations.length > 0;
   for (const id of conversations) {
     const li = document.createElement('li');
@@ -157,8 +160,9 @@ async function renderInbox() {
     if (id === current) button.setAttribute('aria-current', 'true');
     button.addEventListener('click', () => openConversation(id));
     li.append(button);
-    list.append(li);
+    items.push(li);
   }
+  $('conversations').replaceChildren(...items);
 }
 
 function place(message) {
@@ -182,7 +186,7 @@ async function openConversation(id) {
   $('conversation').hidden = false;
   $('conv-title').textContent = `Visitor ${short(id)}`;
   const history = await client.history(id, 200, null);
-  history.reverse().forEach(place);
+  history.forEach(place);
   const incoming = history.filter((m) => !m.mine && m.cursor !== null);
   if (incoming.length > 0) {
     client.sendReadReceipt(id, Math.max(...incoming.map((m) => m.cursor))).catch(() => {});
@@ -205,7 +209,7 @@ $('assign').addEventListener('click', () => {
   if (!current) return;
   client.sendSystem(current, `Assigned to ${short(client.deviceId)}`)
     .then(() => client.history(current, 5, null))
-    .then((recent) => recent.reverse().forEach(place))
+    .then((recent) => recent.forEach(place))
     .catch((e) => showNotice(describe(e), 'error'));
 });
 
@@ -214,7 +218,7 @@ $('handover').addEventListener('change', (ev) => {
   if (!current || !member) return;
   client.sendSystem(current, `Handed over to member ${short(member)}`)
     .then(() => client.history(current, 5, null))
-    .then((recent) => recent.reverse().forEach(place))
+    .then((recent) => recent.forEach(place))
     .catch((e) => showNotice(describe(e), 'error'));
   ev.target.value = '';
 });
@@ -266,7 +270,7 @@ $('file').addEventListener('change', async (ev) => {
   try {
     const bytes = new Uint8Array(await chosen.arrayBuffer());
     await client.sendAttachment(current, bytes, chosen.name, chosen.type || 'application/octet-stream');
-    (await client.history(current, 5, null)).reverse().forEach(place);
+    (await client.history(current, 5, null)).forEach(place);
   } catch (e) {
     showNotice(describe(e), 'error');
   }
@@ -307,6 +311,7 @@ function onEvent(event) {
       showNotice('');
       break;
     case 'warning':
+      console.warn('sotto warning', JSON.stringify(event.warning));
       showNotice(warningText(event.warning), 'error');
       break;
     default:
@@ -326,9 +331,9 @@ async function renderTeam() {
   const tryIt = $('try-it');
   tryIt.hidden = !host;
   if (host) tryIt.href = `${host}?team=${encodeURIComponent(teamRef)}`;
-  const body = $('members');
-  body.replaceChildren();
   const members = await client.members(teamId());
+  // Built aside and swapped in at once: renders triggered by events may overlap.
+  const rows = [];
   const mine = members.find((m) => m.me);
   const manages = mine && (mine.role === 'owner' || mine.role === 'admin');
   for (const m of members) {
@@ -369,8 +374,9 @@ async function renderTeam() {
         actions.append(revoke);
       }
     }
-    body.append(tr);
+    rows.push(tr);
   }
+  $('members').replaceChildren(...rows);
   $('invite-form').hidden = !manages;
 }
 
@@ -396,14 +402,14 @@ $('invite-form').addEventListener('submit', (ev) => {
 // ---- audit
 
 async function renderAudit() {
-  const list = $('audit');
-  list.replaceChildren();
+  const items = [];
   for (const entry of await client.teamLog(teamId())) {
     const li = document.createElement('li');
     const when = new Date(entry.at * 1000).toLocaleString();
     li.textContent = `#${entry.seq} · ${when} · ${entry.description}`;
-    list.append(li);
+    items.push(li);
   }
+  $('audit').replaceChildren(...items);
 }
 
 // ---- recovery

@@ -44,6 +44,8 @@ export async function pumpEvents(client, handle) {
 
 /** A short, human description of an error from the package. */
 export function describe(e) {
+  // The full error stays in the developer console; the user gets a sentence.
+  console.error(e);
   const code = e && e.code ? e.code : 'error';
   const words = {
     transport: 'The connection to the server failed; retrying.',

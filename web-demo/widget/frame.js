@@ -73,7 +73,7 @@ async function start() {
   const existing = await client.conversations();
   conversation = existing.length > 0 ? existing[0] : await client.openConversation(teamRef);
   const history = await client.history(conversation, 200, null);
-  history.reverse().forEach(place);
+  history.forEach(place);
   client.start();
   pumpEvents(client, onEvent);
   for (const el of [text, file, send]) el.disabled = false;
@@ -92,7 +92,7 @@ function onEvent(event) {
       }
       break;
     case 'sent':
-      client.history(conversation, 20, null).then((recent) => recent.reverse().forEach(place));
+      client.history(conversation, 20, null).then((recent) => recent.forEach(place));
       break;
     case 'typing':
       if (event.conversation === conversation) typingLine.hidden = !event.typing;
@@ -111,6 +111,7 @@ function onEvent(event) {
       notice.dataset.kind = 'team';
       break;
     case 'warning':
+      console.warn('sotto warning', JSON.stringify(event.warning));
       showNotice(warningText(event.warning), 'error');
       break;
     default:
@@ -202,7 +203,7 @@ window.addEventListener('message', (event) => {
     ensureStarted().catch(() => {});
   } else if (data.sotto === 'identify' && typeof data.assertion === 'string') {
     ensureStarted()
-      .then(() => client.presentIdentity(conversation, data.assertion))
+      .then(() => client.presentIdentity(conversation, Uint8Array.from(atob(data.assertion), (c) => c.charCodeAt(0))))
       .catch((e) => showNotice(describe(e), 'error'));
   }
 });
