@@ -16,8 +16,8 @@ mkdir -p "$dir"
 
 scripts/setup-toolchain.sh
 echo "== building the relay and the browser package"
-cargo build -q --release -p sotto-relay
 target="${CARGO_TARGET_DIR:-target}"
+cargo build -q --release -p sotto-relay
 bin="$target/release/sotto-relay"
 web_root="$(scripts/build-web.sh "$dir/web")"
 db="$dir/relay.sqlite"

@@ -20,9 +20,10 @@ fi
 
 target="${CARGO_TARGET_DIR:-target}"
 echo "== building the relay and the web root" >&2
-cargo build -q -p sotto-relay
 dir="${SOTTO_E2E_DIR:-$(mktemp -d)}"
 mkdir -p "$dir"
+cargo build -q -p sotto-relay
+bin="$target/debug/sotto-relay"
 web_root="$(scripts/build-web.sh "$dir/web")"
 db="$dir/relay.sqlite"
 log="$dir/relay.log"
@@ -35,12 +36,12 @@ port="$(free_port)"
 host_port="$(free_port)"
 relay="http://127.0.0.1:$port"
 
-tenant="$("$target/debug/sotto-relay" tenant create --name "E2E Outdoor" --database "$db")"
+tenant="$("$bin" tenant create --name "E2E Outdoor" --database "$db")"
 widget_id="$(sed -n 's/^widget_id: //p' <<<"$tenant")"
 code="$(sed -n 's/^bootstrap_code: //p' <<<"$tenant")"
 
 SOTTO_LISTEN="127.0.0.1:$port" SOTTO_WEB_ROOT="$web_root" SOTTO_LOG="${SOTTO_LOG:-debug}" \
-  "$target/debug/sotto-relay" serve --database "$db" >"$log" 2>&1 &
+  "$bin" serve --database "$db" >"$log" 2>&1 &
 relay_pid=$!
 mkdir -p "$dir/host"
 python3 -m http.server "$host_port" --bind 127.0.0.1 --directory "$dir/host" >/dev/null 2>&1 &
@@ -55,6 +56,10 @@ for _ in $(seq 1 100); do
   curl -sf "$relay/health" >/dev/null 2>&1 && break
   sleep 0.1
 done
+if ! curl -sf "$relay/console/" >/dev/null; then
+  echo "e2e: the relay at $relay does not serve the web root (see $log)" >&2
+  exit 1
+fi
 sed -e "s|{{RELAY}}|$relay|g" -e "s|{{WIDGET_ID}}|$widget_id|g" -e "s|{{TEAM}}||g" \
   web-demo/host/demo.html >"$dir/host/demo.html"
 

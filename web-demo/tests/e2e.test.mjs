@@ -44,9 +44,12 @@ async function party(name) {
   const context = await browser.newContext({ viewport: { width: 1200, height: 760 } });
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT);
+  page.on('response', (r) => {
+    if (r.status() >= 400 && !r.url().endsWith('/favicon.ico')) console.log(`[${name}] HTTP ${r.status()} ${r.url()}`);
+  });
   page.on('pageerror', (e) => console.log(`[${name}] page error: ${e.message}`));
   page.on('console', (m) => {
-    if (m.type() === 'error') console.log(`[${name}] console: ${m.text()}`);
+    if (m.type() === 'error' || m.type() === 'warning') console.log(`[${name}] console: ${m.text()}`);
   });
   return { name, context, page };
 }
@@ -239,6 +242,9 @@ test('an attachment round-trips byte for byte and shows inline as an image', STE
   const saved = frame.locator('.msg:not(.mine) a[download="label.bin"]');
   await saved.waitFor();
   assert.deepEqual(await download(visitor.page, saved), data);
+  // Nothing went wrong on the way: no warning (gap, undecryptable, ...) on either side.
+  assert.equal(await page.locator('#notice').isVisible(), false, await page.locator('#notice').textContent());
+  assert.equal(await frame.locator('#notice.error').isVisible(), false);
   await page.screenshot({ path: new URL('console.png', SHOTS).pathname });
 });
 

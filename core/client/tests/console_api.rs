@@ -3,9 +3,9 @@
 
 mod harness;
 
-use harness::{FlakyTransport, TestRelay, World, history_texts};
+use harness::{FlakyTransport, TestRelay, World, history_texts, wait_for};
 use sotto_client::backup::OpenWith;
-use sotto_client::client::system_note;
+use sotto_client::client::{Event, Warning, system_note};
 use sotto_client::store::EncryptedStore;
 use sotto_client::{Client, Error};
 use sotto_core::conversation::MessageKind;
@@ -153,4 +153,48 @@ async fn a_recovery_kit_restores_the_member_from_its_words_and_the_stored_blob()
     .await
     .unwrap_err();
     assert_eq!(err, Error::BackupDecryptionFailed);
+}
+
+#[tokio::test]
+async fn typing_missed_while_offline_is_not_reported_as_a_gap() {
+    let w = World::new().await;
+    let mut agent_events = w.agent.events();
+    let a = w.agent.clone();
+    let run = tokio::spawn(async move { a.run().await });
+    wait_for(&mut agent_events, |e| {
+        matches!(e, Event::Connected).then_some(())
+    })
+    .await;
+    w.visitor.send_typing(&w.conversation, true).await.unwrap();
+    wait_for(&mut agent_events, |e| {
+        matches!(e, Event::Typing { typing: true, .. }).then_some(())
+    })
+    .await;
+
+    // The agent goes away; the typing indicators sent meanwhile are gone for it.
+    run.abort();
+    let _ = run.await;
+    for _ in 0..3 {
+        w.visitor.send_typing(&w.conversation, true).await.unwrap();
+    }
+    let a = w.agent.clone();
+    let run = tokio::spawn(async move { a.run().await });
+    wait_for(&mut agent_events, |e| {
+        matches!(e, Event::Connected).then_some(())
+    })
+    .await;
+    w.visitor.send_typing(&w.conversation, false).await.unwrap();
+    let mut gaps = 0;
+    wait_for(&mut agent_events, |e| match e {
+        Event::Warning(Warning::Gap { .. }) => {
+            gaps += 1;
+            None
+        }
+        Event::Typing { typing: false, .. } => Some(()),
+        _ => None,
+    })
+    .await;
+    // (A durable message withheld by the relay still is one: client.rs tests that.)
+    assert_eq!(gaps, 0);
+    run.abort();
 }
