@@ -15,6 +15,14 @@ relay="http://127.0.0.1:$port"
 mkdir -p "$dir"
 
 scripts/setup-toolchain.sh
+missing=()
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if [ "${#missing[@]}" -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
 echo "== building the relay and the browser package"
 target="${CARGO_TARGET_DIR:-target}"
 cargo build -q --release -p sotto-relay

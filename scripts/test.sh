@@ -35,6 +35,9 @@ cargo clippy -p sotto-wasm --target wasm32-unknown-unknown --all-targets -- -D w
 step "browser tests in headless Chromium"
 scripts/wasm-test.sh
 
+step "web demo end to end in headless Chromium (widget and agent console)"
+scripts/e2e.sh
+
 step "fuzz targets build and run briefly"
 scripts/fuzz.sh "${SOTTO_FUZZ_SECONDS:-5}"
 
