@@ -224,7 +224,7 @@ test('typing and a system note (assign) reach the visitor, encrypted like messag
 
 test('an attachment round-trips byte for byte and shows inline as an image', STEP, async () => {
   const frame = await chatFrame(visitor.page);
-  const image = png(96, 64, [31, 75, 216]);
+  const image = png(96, 64, [245, 180, 0]);
   await frame.locator('#file').setInputFiles({ name: 'receipt.png', mimeType: 'image/png', buffer: image });
   await frame.locator('.msg.mine:not(.pending)', { hasText: 'receipt.png' }).waitFor();
 
@@ -302,6 +302,18 @@ test('a removed agent stops receiving anything readable', STEP, async () => {
     await page.waitForTimeout(2000);
   }
   assert.equal(await page.getByText(after).count(), 0);
+});
+
+test('on a phone-sized screen the chat fills the screen and keeps working', STEP, async () => {
+  const { page } = visitor;
+  await page.setViewportSize({ width: 390, height: 780 });
+  const frame = await openWidget(page);
+  const box = await (await frame.frameElement()).boundingBox();
+  assert.deepEqual([box.x, box.y, box.width, box.height], [0, 0, 390, 780]);
+  const text = secret('Sent from my phone');
+  await visitorSends(frame, text);
+  await admin.page.locator('#messages .msg', { hasText: text }).waitFor();
+  await page.screenshot({ path: new URL('widget-phone.png', SHOTS).pathname });
 });
 
 test('the relay keeps none of the texts in its database or its log', STEP, async () => {
