@@ -212,8 +212,8 @@ impl SottoClient {
         })
     }
 
-    /// Up to `limit` stored messages of a conversation, newest first, before the cursor
-    /// `before` if given (for paging back).
+    /// Up to `limit` stored messages of a conversation, oldest first: the newest ones before
+    /// the cursor `before` if given (for paging back), else the newest ones.
     #[wasm_bindgen(unchecked_return_type = "Promise<Message[]>")]
     pub fn history(&self, conversation: String, limit: u32, before: Option<f64>) -> Promise {
         self.promise(|client| async move {
