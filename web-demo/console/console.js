@@ -1,7 +1,9 @@
 // The agent console: one member device in this browser profile. Every team fact it shows comes
 // from the chain this device verified from the team's fingerprint; the relay only carries it.
 
-import { sdk, openOrRegister, pumpEvents, renderMessage, describe, warningText } from '../shared/sdk.js';
+import { sdk, usePackage, openOrRegister, pumpEvents, renderMessage, describe, warningText } from '../shared/sdk.js';
+
+usePackage('../pkg-console/sotto_wasm.js');
 
 const DATABASE = 'sotto-agent';
 const query = new URLSearchParams(location.search);

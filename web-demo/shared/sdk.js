@@ -2,11 +2,20 @@
 // few helpers both pages share.
 
 let loading = null;
+let packageUrl = '../pkg/sotto_wasm.js';
+
+/**
+ * Chooses the package build before its first use: the widget loads the default one, the agent
+ * console the build with the console's calls (teams, audit log, recovery key).
+ */
+export function usePackage(url) {
+  packageUrl = url;
+}
 
 /** The package module, initialised once. */
 export function sdk() {
   if (!loading) {
-    loading = import('../pkg/sotto_wasm.js').then(async (module) => {
+    loading = import(packageUrl).then(async (module) => {
       await module.default();
       return module;
     });

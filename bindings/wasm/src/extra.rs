@@ -1,23 +1,12 @@
-//! Conversation calls beyond text: attachments, read receipts, identity assertions and system
-//! notes; and the recovery kit.
+//! Conversation calls beyond text, for visitors and agents alike: attachments, read receipts and
+//! identity assertions.
 
 use js_sys::Uint8Array;
 use sotto_client::client::Body;
 use wasm_bindgen::prelude::*;
 
 use crate::client::{SottoClient, fail};
-use crate::convert::{self, coded_error, conversation_id, object};
-
-#[wasm_bindgen(typescript_custom_section)]
-const EXTRA_TYPES: &'static str = r#"
-/** What `SottoClient.exportRecoveryKey` gives: the words to write down and the stored backup. */
-export interface RecoveryKit {
-  /** 24 words; whoever holds them can open the backup. */
-  words: string;
-  /** The backup blob's id at the relay (32 hex digits). */
-  blobId: string;
-}
-"#;
+use crate::convert::{self, coded_error, conversation_id};
 
 /// A cursor from JS: a whole number JS holds exactly.
 pub(crate) fn cursor(value: f64) -> Result<u64, JsValue> {
@@ -95,32 +84,6 @@ impl SottoClient {
                 .await
                 .map_err(fail)?;
             Ok(convert::sent(&sent))
-        })
-    }
-
-    /// Sends a system note (for example "Assigned to …"): a System-kind message whose `text`
-    /// the other side shows apart from what people wrote.
-    #[wasm_bindgen(js_name = sendSystem, unchecked_return_type = "Promise<Sent>")]
-    pub fn send_system(&self, conversation: String, text: String) -> js_sys::Promise {
-        self.promise(|client| async move {
-            let conversation = conversation_id(&conversation)?;
-            let sent = client
-                .send_system_note(&conversation, &text)
-                .await
-                .map_err(fail)?;
-            Ok(convert::sent(&sent))
-        })
-    }
-
-    /// Makes a recovery key: a backup of this device sealed to fresh words, stored at the relay.
-    #[wasm_bindgen(js_name = exportRecoveryKey, unchecked_return_type = "Promise<RecoveryKit>")]
-    pub fn export_recovery_key(&self) -> js_sys::Promise {
-        self.promise(|client| async move {
-            let kit = client.export_recovery_kit().await.map_err(fail)?;
-            Ok(object(&[
-                ("words", kit.words.as_str().into()),
-                ("blobId", kit.blob_id.as_str().into()),
-            ]))
         })
     }
 }

@@ -1,5 +1,5 @@
-//! Team management for the agent console: create and follow teams, members and their devices,
-//! roles, and the verified chain in words.
+//! The agent console's calls (feature `console`): create and follow teams, members and their
+//! devices, roles, the verified chain in words, system notes, and the recovery key.
 
 use js_sys::Array;
 use sotto_client::client::TeamRef;
@@ -8,7 +8,7 @@ use sotto_core::team::{MemberId, Policy, Role, TeamId};
 use wasm_bindgen::prelude::*;
 
 use crate::client::{SottoClient, fail};
-use crate::convert::{coded_error, number, object};
+use crate::convert::{self, coded_error, conversation_id, number, object};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TEAM_TYPES: &'static str = r#"
@@ -30,6 +30,14 @@ export interface TeamMember {
 export interface Membership {
   member: string;
   role: Role;
+}
+
+/** What `SottoClient.exportRecoveryKey` gives: the words to write down and the stored backup. */
+export interface RecoveryKit {
+  /** 24 words; whoever holds them can open the backup. */
+  words: string;
+  /** The backup blob's id at the relay (32 hex digits). */
+  blobId: string;
 }
 
 /** One verified link of a team chain, in words. */
@@ -238,6 +246,32 @@ impl SottoClient {
                 })
                 .collect();
             Ok(out.into())
+        })
+    }
+
+    /// Sends a system note (for example "Assigned to …"): a System-kind message whose `text`
+    /// the other side shows apart from what people wrote.
+    #[wasm_bindgen(js_name = sendSystem, unchecked_return_type = "Promise<Sent>")]
+    pub fn send_system(&self, conversation: String, text: String) -> js_sys::Promise {
+        self.promise(|client| async move {
+            let conversation = conversation_id(&conversation)?;
+            let sent = client
+                .send_system_note(&conversation, &text)
+                .await
+                .map_err(fail)?;
+            Ok(convert::sent(&sent))
+        })
+    }
+
+    /// Makes a recovery key: a backup of this device sealed to fresh words, stored at the relay.
+    #[wasm_bindgen(js_name = exportRecoveryKey, unchecked_return_type = "Promise<RecoveryKit>")]
+    pub fn export_recovery_key(&self) -> js_sys::Promise {
+        self.promise(|client| async move {
+            let kit = client.export_recovery_kit().await.map_err(fail)?;
+            Ok(object(&[
+                ("words", kit.words.as_str().into()),
+                ("blobId", kit.blob_id.as_str().into()),
+            ]))
         })
     }
 }
