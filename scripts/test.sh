@@ -52,9 +52,13 @@ cargo build -p sotto-client --target wasm32-unknown-unknown
 step "client clippy for wasm32 (the IndexedDB backend and the browser tests exist only there)"
 cargo clippy -p sotto-client --target wasm32-unknown-unknown --lib --test web --test web_transport --test web_bench -- -D warnings
 cargo clippy -p sotto-wasm --target wasm32-unknown-unknown --all-targets -- -D warnings
+cargo clippy -p sotto-wasm --target wasm32-unknown-unknown --all-targets --features console -- -D warnings
 
 step "browser tests in headless Chromium"
 scripts/wasm-test.sh
+
+step "web demo end to end in headless Chromium (widget and agent console)"
+scripts/e2e.sh
 
 step "fuzz targets build and run briefly"
 scripts/fuzz.sh "${SOTTO_FUZZ_SECONDS:-5}"

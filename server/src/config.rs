@@ -136,6 +136,10 @@ pub struct ServeArgs {
     /// Log filter: a level (`info`) or `target=level` pairs (`info,sotto_relay=debug`).
     #[arg(long, env = "SOTTO_LOG", default_value = "info")]
     pub log: String,
+    /// A directory of static files served at `/` (the web demo: widget, console and browser
+    /// package). Not set: the relay serves only its API.
+    #[arg(long, env = "SOTTO_WEB_ROOT")]
+    pub web_root: Option<std::path::PathBuf>,
 }
 
 impl ServeArgs {
@@ -163,6 +167,7 @@ impl ServeArgs {
             token_ttl_secs: 900,
             challenge_ttl_secs: 60,
             log: "info".to_owned(),
+            web_root: None,
         }
     }
 }

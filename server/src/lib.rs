@@ -43,6 +43,7 @@ pub mod state;
 pub mod sweep;
 pub mod teams;
 pub mod tenant;
+pub mod web_root;
 pub mod ws;
 
 pub use config::{Cli, Command, ServeArgs};

@@ -38,6 +38,8 @@ pub struct Settings {
     pub backup_retention_secs: i64,
     /// Seconds between sweeps.
     pub sweep_interval_secs: u64,
+    /// Static files served at `/`, if any.
+    pub web_root: Option<std::path::PathBuf>,
 }
 
 impl Settings {
@@ -55,6 +57,7 @@ impl Settings {
             blob_retention_secs: secs(args.blob_retention_secs),
             backup_retention_secs: secs(args.backup_retention_secs),
             sweep_interval_secs: args.sweep_interval_secs.max(1),
+            web_root: args.web_root.clone(),
         }
     }
 }

@@ -18,7 +18,7 @@ use wasm_bindgen_futures::{future_to_promise, spawn_local};
 use crate::convert::{self, coded_error, conversation_id};
 use crate::types::RegisterOptions;
 
-type BrowserClient = Client<IndexedDbStore, WebTransport>;
+pub(crate) type BrowserClient = Client<IndexedDbStore, WebTransport>;
 
 /// One device of Sotto in this browser profile: registered once, reopened on every page load.
 ///
@@ -28,12 +28,12 @@ type BrowserClient = Client<IndexedDbStore, WebTransport>;
 /// [`SottoClient::wait_for_writer`] resolves once this tab has taken over.
 #[wasm_bindgen]
 pub struct SottoClient {
-    client: BrowserClient,
+    pub(crate) client: BrowserClient,
     events: Rc<Mutex<EventStream>>,
     runner: RefCell<Option<AbortHandle>>,
 }
 
-fn fail(e: Error) -> JsValue {
+pub(crate) fn fail(e: Error) -> JsValue {
     convert::error(&e)
 }
 
@@ -71,7 +71,7 @@ impl SottoClient {
     }
 
     /// Runs `work` with a clone of the client and returns its promise.
-    fn promise<F, Fut>(&self, work: F) -> Promise
+    pub(crate) fn promise<F, Fut>(&self, work: F) -> Promise
     where
         F: FnOnce(BrowserClient) -> Fut,
         Fut: Future<Output = Result<JsValue, JsValue>> + 'static,
@@ -212,8 +212,8 @@ impl SottoClient {
         })
     }
 
-    /// Up to `limit` stored messages of a conversation, newest first, before the cursor
-    /// `before` if given (for paging back).
+    /// Up to `limit` stored messages of a conversation, oldest first: the newest ones before
+    /// the cursor `before` if given (for paging back), else the newest ones.
     #[wasm_bindgen(unchecked_return_type = "Promise<Message[]>")]
     pub fn history(&self, conversation: String, limit: u32, before: Option<f64>) -> Promise {
         self.promise(|client| async move {

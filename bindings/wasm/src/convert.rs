@@ -88,7 +88,11 @@ pub fn message(m: &Message) -> JsValue {
                 ("size", number(a.size())),
             ]),
         )),
-        Body::Other(_) => {}
+        Body::Other(_) => {
+            if let Some(note) = sotto_client::client::system_note(m) {
+                fields.push(("text", note.into()));
+            }
+        }
     }
     object(&fields)
 }

@@ -10,6 +10,9 @@
 //! stable code of [`sotto_client::Error::code`]. The TypeScript declarations are written out in
 //! `types.rs`, so results are typed rather than `any`.
 //!
+//! The `console` feature adds the agent console's calls (teams, members, roles, the audit log,
+//! system notes, the recovery key); the widget's build leaves them out.
+//!
 //! Builds only for `wasm32-unknown-unknown`; on other targets the crate is empty.
 
 #![cfg(all(target_arch = "wasm32", target_os = "unknown"))]
@@ -18,6 +21,9 @@
 
 mod client;
 mod convert;
+mod extra;
+#[cfg(feature = "console")]
+mod team;
 mod types;
 
 pub use client::SottoClient;

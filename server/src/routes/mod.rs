@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use crate::auth::LogSlot;
 use crate::error::{self, ApiError};
 use crate::state::AppState;
-use crate::{audit, auth, metrics, openapi, rate_limit, ws};
+use crate::{audit, auth, metrics, openapi, rate_limit, web_root, ws};
 
 /// The relay's router with its middleware.
 pub fn router(state: AppState) -> Router {
@@ -84,7 +84,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/audit", get(audit::list))
         .route("/v1/ws", get(ws::handler))
-        .fallback(error::not_found_fallback)
+        .fallback(web_root::serve)
         .method_not_allowed_fallback(error::method_not_allowed_fallback)
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(from_fn_with_state(state.clone(), rate_limit::per_address))

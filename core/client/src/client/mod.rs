@@ -21,11 +21,14 @@ mod backup;
 pub mod conversation;
 mod epochs;
 pub mod events;
+pub mod log;
 mod push;
 pub mod queue;
 mod receive;
 mod records;
+pub mod recovery;
 mod send;
+pub mod system;
 pub mod team;
 
 use std::collections::{BTreeMap, HashMap};
@@ -47,6 +50,9 @@ use crate::{Error, Result};
 use api::{Api, b64};
 pub use conversation::{AttachmentInfo, Body, Message, Outgoing};
 pub use events::{Event, EventStream, TeamChange, Warning};
+pub use log::TeamLogEntry;
+pub use recovery::RecoveryKit;
+pub use system::system_note;
 pub use team::{MemberInfo, TeamRef};
 
 /// A registered device talking to one relay. See the [module docs](self).

@@ -405,7 +405,9 @@ impl<S: Store, T: Transport> Client<S, T> {
             match self.inner.store.commit(txn).await {
                 Ok(_) => {
                     let missing = opened.gap().skipped_count();
-                    if missing > 0 {
+                    // Typing and receipts are never stored by the relay: a client that was
+                    // offline misses some by design, so only the durable stream has gaps.
+                    if missing > 0 && cursor.is_some() {
                         self.inner.events.emit(Event::Warning(Warning::Gap {
                             conversation: *conversation,
                             sender: header.sender,

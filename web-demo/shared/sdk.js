@@ -1,0 +1,143 @@
+// Loads the browser package on first use (the wasm is fetched only then) and gives the UI the
+// few helpers both pages share.
+
+let loading = null;
+let packageUrl = '../pkg/sotto_wasm.js';
+
+/**
+ * Chooses the package build before its first use: the widget loads the default one, the agent
+ * console the build with the console's calls (teams, audit log, recovery key).
+ */
+export function usePackage(url) {
+  packageUrl = url;
+}
+
+/** The package module, initialised once. */
+export function sdk() {
+  if (!loading) {
+    loading = import(packageUrl).then(async (module) => {
+      await module.default();
+      return module;
+    });
+  }
+  return loading;
+}
+
+/**
+ * Opens the device kept in `database`, or registers a new one with `options` when this browser
+ * has none yet.
+ */
+export async function openOrRegister(database, options) {
+  const { SottoClient } = await sdk();
+  try {
+    return await SottoClient.open(database);
+  } catch (e) {
+    if (e && e.code === 'not_registered') {
+      return SottoClient.register({ ...options, database });
+    }
+    throw e;
+  }
+}
+
+/** Runs `handle` for every event of `client` until the page goes away. */
+export async function pumpEvents(client, handle) {
+  for (;;) {
+    const event = await client.nextEvent();
+    try {
+      handle(event);
+    } catch (e) {
+      console.error('event handler failed', e);
+    }
+  }
+}
+
+/** A short, human description of an error from the package. */
+export function describe(e) {
+  // The full error stays in the developer console; the user gets a sentence.
+  console.error(e);
+  const code = e && e.code ? e.code : 'error';
+  const words = {
+    transport: 'The connection to the server failed; retrying.',
+    store_read_only: 'This chat is open in another tab.',
+    url_insecure_scheme: 'The server address must use https.',
+  };
+  return words[code] || `Something went wrong (${code}).`;
+}
+
+/** Text for a warning event; every one of them is worth telling the user. */
+export function warningText(w) {
+  switch (w.kind) {
+    case 'fork':
+    case 'rollback':
+      return 'The team’s key history looks different from before. Messages are not sent until it is verified.';
+    case 'gap':
+      return `${w.missing} message(s) could not be delivered.`;
+    case 'undecryptable':
+      return 'A message could not be decrypted.';
+    case 'unverifiedIdentity':
+      return 'A participant’s identity could not be verified.';
+    case 'sendFailed':
+      return 'A message could not be sent; it will be retried.';
+    default:
+      return 'Something unexpected happened with this conversation.';
+  }
+}
+
+/** A list item for one message; attachments are fetched and decrypted on demand. */
+export function renderMessage(message, { fetchAttachment, senderName }) {
+  const li = document.createElement('li');
+  li.className = 'msg' + (message.mine ? ' mine' : '') + (message.cursor === null ? ' pending' : '');
+  if (message.cursor !== null) li.dataset.cursor = String(message.cursor);
+  li.dataset.key = `${message.sender}:${message.epoch}:${message.counter}`;
+  if (message.kind === 'text') {
+    li.append(document.createTextNode(message.text ?? ''));
+  } else if (message.kind === 'attachment' && message.attachment) {
+    const a = message.attachment;
+    const link = document.createElement('a');
+    link.href = '#';
+    link.textContent = `${a.name} (${formatSize(a.size)})`;
+    li.append(link);
+    const show = async () => {
+      const bytes = await fetchAttachment(message);
+      const blob = new Blob([bytes], { type: safeType(a.mimeType) });
+      const url = URL.createObjectURL(blob);
+      if (blob.type.startsWith('image/')) {
+        const img = document.createElement('img');
+        img.src = url;
+        img.alt = a.name;
+        li.append(img);
+      }
+      link.href = url;
+      link.download = a.name;
+    };
+    link.addEventListener('click', (ev) => {
+      if (link.href.endsWith('#')) {
+        ev.preventDefault();
+        show().catch(() => { link.textContent += ' (could not be decrypted)'; });
+      }
+    }, { once: false });
+    if (safeType(a.mimeType).startsWith('image/') && message.cursor !== null) {
+      show().catch(() => { link.textContent += ' (could not be decrypted)'; });
+    }
+  } else {
+    li.className = 'msg system';
+    li.textContent = message.text ?? message.kind;
+  }
+  const meta = document.createElement('span');
+  meta.className = 'meta';
+  const when = new Date(message.at * 1000);
+  meta.textContent = `${message.mine ? 'You' : senderName(message.sender)} · ${when.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`;
+  li.append(meta);
+  return li;
+}
+
+// Only image types the browser renders safely inline; anything else is a download.
+function safeType(type) {
+  return /^image\/(png|jpeg|gif|webp)$/.test(type) ? type : 'application/octet-stream';
+}
+
+function formatSize(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
