@@ -298,6 +298,29 @@ fn forks_and_rollbacks_are_detected() {
         rolled_back.verify(&w.state, None, Freshness::Live).unwrap(),
         Some(EpochWarning::Rollback)
     );
+
+    // An epoch opened before the newer link was made is old, not rolled back: a member who
+    // joins later reads it without a warning.
+    let before = w.verified();
+    let (older, _) = visitor.open_epoch(&mut w, &before, None, 0);
+    let later = w
+        .state
+        .propose(
+            &mut w.rng,
+            &w.owner.device,
+            &mut w.owner.keyring,
+            Change::SetPolicy {
+                policy: Policy {
+                    epoch_max_messages: 9,
+                    ..Policy::default()
+                },
+            },
+            false,
+            T0 + 600,
+        )
+        .unwrap();
+    w.accept(&later);
+    assert_eq!(older.verify(&w.state, None, Freshness::Live).unwrap(), None);
 }
 
 #[test]

@@ -192,7 +192,13 @@ impl EpochRecord {
         let warning = match relation {
             HeadRelation::Current => None,
             HeadRelation::Behind if freshness == Freshness::History => None,
-            HeadRelation::Behind => Some(EpochWarning::Rollback),
+            // A record made while a newer link already existed was made on a stale chain (the
+            // relay may have withheld links). One older than the links after its head, such as a
+            // visitor's epoch opened before a member joined, is merely old.
+            HeadRelation::Behind => match team.link_created_at(self.team_seq.saturating_add(1)) {
+                Some(next_link) if self.created_at < next_link => None,
+                _ => Some(EpochWarning::Rollback),
+            },
             HeadRelation::Ahead => return Err(EpochError::ChainBehind.into()),
             HeadRelation::Fork => return Err(EpochError::Fork.into()),
         };

@@ -41,6 +41,8 @@ pub struct TeamState {
     deleted: bool,
     /// The hash of every verified link, by sequence number, to place heads named by peers.
     link_hashes: Vec<LinkHash>,
+    /// Each verified link's author-given creation time, by sequence number.
+    link_times: Vec<u64>,
     /// The current key generation after each link, by sequence number, to check history.
     generation_by_seq: Vec<u32>,
     /// Devices since revoked or removed, to verify what they wrote while active.
@@ -110,6 +112,7 @@ impl TeamState {
             integration_keys: Vec::new(),
             deleted: false,
             link_hashes: vec![*fingerprint],
+            link_times: vec![link.created_at],
             generation_by_seq: vec![0],
             former_devices: BTreeMap::new(),
         };
@@ -162,6 +165,7 @@ impl TeamState {
         next.seq = link.seq;
         next.head = link.hash();
         next.link_hashes.push(next.head);
+        next.link_times.push(link.created_at);
         let current = next.current_generation().ok_or(ChainError::BadRotation)?;
         next.generation_by_seq.push(current);
         *self = next;
@@ -509,6 +513,7 @@ impl TeamState {
             integration_keys: Vec::new(),
             deleted: false,
             link_hashes: Vec::new(),
+            link_times: Vec::new(),
             generation_by_seq: Vec::new(),
             former_devices: BTreeMap::new(),
         };
@@ -591,6 +596,11 @@ impl TeamState {
             Some(_) if seq == self.seq => HeadRelation::Current,
             Some(_) => HeadRelation::Behind,
         }
+    }
+
+    /// When the author of link `seq` says it made it, if that link is verified.
+    pub fn link_created_at(&self, seq: u64) -> Option<u64> {
+        self.link_times.get(usize::try_from(seq).ok()?).copied()
     }
 
     /// The key generation that was current at link `seq`, if that link is verified.
