@@ -9,6 +9,10 @@
 use crate::Result;
 use crate::error::DecodeError;
 
+/// The format version of state records kept in the client's store (chain state, epoch
+/// secrets, keyrings); the byte after it says which state it is.
+pub(crate) const STATE_VERSION: u8 = 1;
+
 /// Writes an encoding.
 #[derive(Default)]
 pub struct Writer {
@@ -32,6 +36,13 @@ impl Writer {
     /// The encoded bytes.
     pub fn into_bytes(self) -> Vec<u8> {
         self.buf
+    }
+
+    /// Writes the header of a state record for the client's store: [`STATE_VERSION`], then
+    /// `state_type`.
+    pub(crate) fn state_header(&mut self, state_type: u8) {
+        self.u8(STATE_VERSION);
+        self.u8(state_type);
     }
 
     /// One byte.
@@ -158,6 +169,16 @@ impl<'a> Reader<'a> {
     /// keeps a short input from reserving a large list.
     pub fn count_u16(&mut self, max: usize, min_element_len: usize) -> Result<usize> {
         let n = usize::from(self.u16()?);
+        self.check_count(n, max, min_element_len)
+    }
+
+    /// A `u32` element count, checked like [`Reader::count_u16`].
+    pub fn count_u32(&mut self, max: usize, min_element_len: usize) -> Result<usize> {
+        let n = usize::try_from(self.u32()?).map_err(|_| DecodeError::LengthLimit)?;
+        self.check_count(n, max, min_element_len)
+    }
+
+    fn check_count(&self, n: usize, max: usize, min_element_len: usize) -> Result<usize> {
         if n > max {
             return Err(DecodeError::LengthLimit.into());
         }
@@ -167,16 +188,18 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
-    /// A `u32` element count, checked like [`Reader::count_u16`].
-    pub fn count_u32(&mut self, max: usize, min_element_len: usize) -> Result<usize> {
-        let n = usize::try_from(self.u32()?).map_err(|_| DecodeError::LengthLimit)?;
-        if n > max {
-            return Err(DecodeError::LengthLimit.into());
+    /// Reads the header of a state record from the client's store: the state format version
+    /// ([`STATE_VERSION`]), then the state type, which must be `expected`.
+    pub(crate) fn state_header(&mut self, expected: u8) -> Result<()> {
+        let version = self.u8()?;
+        if version != STATE_VERSION {
+            return Err(DecodeError::UnknownVersion(version).into());
         }
-        if n.saturating_mul(min_element_len) > self.remaining() {
-            return Err(DecodeError::Truncated.into());
+        let found = self.u8()?;
+        if found != expected {
+            return Err(DecodeError::UnexpectedObject { expected, found }.into());
         }
-        Ok(n)
+        Ok(())
     }
 
     fn bounded(&mut self, len: usize, max: usize) -> Result<&'a [u8]> {

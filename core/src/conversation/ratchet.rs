@@ -40,7 +40,6 @@ pub const MAX_COUNTER: u32 = u32::MAX - 1;
 pub const CHAIN_ID_LEN: usize = 16 + 4 + 32 + 1;
 
 /// Version of the chain state encodings (store only).
-const STATE_VERSION: u8 = 1;
 const SENDER_STATE: u8 = 1;
 const RECEIVER_STATE: u8 = 2;
 const CHAIN_KEY_LEN: usize = 32;
@@ -136,18 +135,6 @@ fn step(chain_key: &SecretBytes<32>) -> Result<(SecretBytes<32>, MessageKey)> {
     ))
 }
 
-fn read_state_header(r: &mut Reader<'_>, expected: u8) -> Result<()> {
-    let version = r.u8()?;
-    if version != STATE_VERSION {
-        return Err(DecodeError::UnknownVersion(version).into());
-    }
-    let found = r.u8()?;
-    if found != expected {
-        return Err(DecodeError::UnexpectedObject { expected, found }.into());
-    }
-    Ok(())
-}
-
 /// The sending side of a chain: the next counter and the chain key that yields its key.
 pub struct SenderChain {
     id: ChainId,
@@ -203,8 +190,7 @@ impl SenderChain {
 /// The encoding holds the chain key: prefer [`SenderChain::export`], whose buffer is zeroized.
 impl Encode for SenderChain {
     fn encode(&self, w: &mut Writer) {
-        w.u8(STATE_VERSION);
-        w.u8(SENDER_STATE);
+        w.state_header(SENDER_STATE);
         w.put(&self.id);
         w.u32(self.next);
         w.array(self.chain_key.expose());
@@ -213,7 +199,7 @@ impl Encode for SenderChain {
 
 impl Decode for SenderChain {
     fn decode(r: &mut Reader<'_>) -> Result<Self> {
-        read_state_header(r, SENDER_STATE)?;
+        r.state_header(SENDER_STATE)?;
         Ok(SenderChain {
             id: r.get()?,
             next: r.u32()?,
@@ -444,8 +430,7 @@ impl ReceiverChain {
 /// zeroized.
 impl Encode for ReceiverChain {
     fn encode(&self, w: &mut Writer) {
-        w.u8(STATE_VERSION);
-        w.u8(RECEIVER_STATE);
+        w.state_header(RECEIVER_STATE);
         w.put(&self.id);
         w.u32(self.next);
         w.array(self.chain_key.expose());
@@ -461,7 +446,7 @@ impl Encode for ReceiverChain {
 
 impl Decode for ReceiverChain {
     fn decode(r: &mut Reader<'_>) -> Result<Self> {
-        read_state_header(r, RECEIVER_STATE)?;
+        r.state_header(RECEIVER_STATE)?;
         let id = r.get()?;
         let next = r.u32()?;
         let chain_key = SecretBytes::new(r.array()?);

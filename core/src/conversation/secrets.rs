@@ -18,7 +18,6 @@ use crate::{Error, Result};
 
 /// Most epoch secrets one conversation's state holds.
 pub const MAX_HELD_EPOCHS: usize = 65_536;
-const STATE_VERSION: u8 = 1;
 const EPOCH_SECRETS_STATE: u8 = 3;
 
 /// A conversation's epoch secrets, with the rule of the team's history mode.
@@ -109,8 +108,7 @@ impl EpochSecrets {
     /// The state for the client's encrypted store, in a buffer zeroized on drop.
     pub fn export(&self) -> Zeroizing<Vec<u8>> {
         let mut w = Writer::with_capacity(2 + 1 + 4 + 4 + self.secrets.len() * 36);
-        w.u8(STATE_VERSION);
-        w.u8(EPOCH_SECRETS_STATE);
+        w.state_header(EPOCH_SECRETS_STATE);
         w.u8(match self.mode {
             HistoryMode::Retain => 1,
             HistoryMode::Ephemeral => 2,
@@ -127,18 +125,7 @@ impl EpochSecrets {
     /// Restores state written by [`EpochSecrets::export`], from untrusted store bytes.
     pub fn import(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::new(bytes);
-        let version = r.u8()?;
-        if version != STATE_VERSION {
-            return Err(DecodeError::UnknownVersion(version).into());
-        }
-        let found = r.u8()?;
-        if found != EPOCH_SECRETS_STATE {
-            return Err(DecodeError::UnexpectedObject {
-                expected: EPOCH_SECRETS_STATE,
-                found,
-            }
-            .into());
-        }
+        r.state_header(EPOCH_SECRETS_STATE)?;
         let mode = match r.u8()? {
             1 => HistoryMode::Retain,
             2 => HistoryMode::Ephemeral,

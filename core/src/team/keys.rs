@@ -20,7 +20,6 @@ use crate::error::DecodeError;
 const WRAP_INFO_LABEL: &[u8] = b"sotto/v1/team-key-wrap\0";
 /// Most generations an imported keyring may hold.
 pub const MAX_HELD_GENERATIONS: usize = 65_536;
-const STATE_VERSION: u8 = 1;
 const KEYRING_STATE: u8 = 4;
 
 fn wrap_info(team: &TeamId, generation: u32, device: &crate::device::DeviceId) -> Vec<u8> {
@@ -133,8 +132,7 @@ impl TeamKeyring {
     /// The keyring for the client's encrypted store, in a buffer zeroized on drop.
     pub fn export(&self) -> zeroize::Zeroizing<Vec<u8>> {
         let mut w = Writer::with_capacity(2 + 4 + self.seeds.len() * 36);
-        w.u8(STATE_VERSION);
-        w.u8(KEYRING_STATE);
+        w.state_header(KEYRING_STATE);
         w.u32(self.seeds.len() as u32);
         for (generation, seed) in &self.seeds {
             w.u32(*generation);
@@ -146,18 +144,7 @@ impl TeamKeyring {
     /// Restores a keyring written by [`TeamKeyring::export`], from untrusted store bytes.
     pub fn import(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::new(bytes);
-        let version = r.u8()?;
-        if version != STATE_VERSION {
-            return Err(DecodeError::UnknownVersion(version).into());
-        }
-        let found = r.u8()?;
-        if found != KEYRING_STATE {
-            return Err(DecodeError::UnexpectedObject {
-                expected: KEYRING_STATE,
-                found,
-            }
-            .into());
-        }
+        r.state_header(KEYRING_STATE)?;
         let n = r.count_u32(MAX_HELD_GENERATIONS, 36)?;
         let mut keyring = TeamKeyring::new();
         let mut last = None;
