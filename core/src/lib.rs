@@ -23,6 +23,7 @@ pub mod crypto;
 pub mod device;
 pub mod error;
 pub mod recovery;
+pub mod sorted_map;
 pub mod team;
 pub mod wire;
 

@@ -9,9 +9,9 @@
 //! copy of the state and commits only after the caller's decryption succeeded, so a forged or
 //! corrupted message cannot consume a counter or evict a kept key.
 
+use crate::sorted_map::SortedMap;
 use core::fmt;
 use core::ops::Range;
-use std::collections::BTreeMap;
 
 use hkdf::Hkdf;
 use sha2::Sha256;
@@ -288,7 +288,7 @@ pub struct ReceiverChain {
     id: ChainId,
     next: u32,
     chain_key: SecretBytes<32>,
-    skipped: BTreeMap<u32, MessageKey>,
+    skipped: SortedMap<u32, MessageKey>,
 }
 
 impl ReceiverChain {
@@ -298,7 +298,7 @@ impl ReceiverChain {
             id,
             next: 0,
             chain_key: initial_chain_key(epoch_secret, &id),
-            skipped: BTreeMap::new(),
+            skipped: SortedMap::new(),
         }
     }
 
@@ -399,11 +399,9 @@ impl ReceiverChain {
                 // Keys are only ever added above all kept ones, so the smallest counters are
                 // the oldest keys.
                 let mut discarded = Vec::new();
-                while self.skipped.len() > MAX_SKIPPED_KEYS {
-                    match self.skipped.pop_first() {
-                        Some((c, _)) => push_range(&mut discarded, c..c.saturating_add(1)),
-                        None => break,
-                    }
+                let excess = self.skipped.len().saturating_sub(MAX_SKIPPED_KEYS);
+                for (c, _) in self.skipped.drain_first(excess) {
+                    push_range(&mut discarded, c..c.saturating_add(1));
                 }
                 push_range(&mut discarded, dropped);
                 Gap { skipped, discarded }
@@ -451,7 +449,7 @@ impl Decode for ReceiverChain {
         let next = r.u32()?;
         let chain_key = SecretBytes::new(r.array()?);
         let count = r.count_u16(MAX_SKIPPED_KEYS, KEPT_KEY_LEN)?;
-        let mut skipped = BTreeMap::new();
+        let mut skipped = SortedMap::new();
         let mut floor = 0u32;
         for _ in 0..count {
             let counter = r.u32()?;

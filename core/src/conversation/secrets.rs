@@ -6,7 +6,7 @@
 //! cannot make the device take the secret back, so a compromise of the device later finds
 //! nothing that opens the old messages.
 
-use std::collections::BTreeMap;
+use crate::sorted_map::SortedMap;
 
 use zeroize::Zeroizing;
 
@@ -24,7 +24,7 @@ const EPOCH_SECRETS_STATE: u8 = 3;
 #[derive(Clone)]
 pub struct EpochSecrets {
     mode: HistoryMode,
-    secrets: BTreeMap<u32, SecretBytes<32>>,
+    secrets: SortedMap<u32, SecretBytes<32>>,
     /// Epochs below this were erased in ephemeral mode and are never taken back.
     erased_below: u32,
 }
@@ -34,7 +34,7 @@ impl EpochSecrets {
     pub fn new(mode: HistoryMode) -> Self {
         EpochSecrets {
             mode,
-            secrets: BTreeMap::new(),
+            secrets: SortedMap::new(),
             erased_below: 0,
         }
     }
@@ -133,7 +133,7 @@ impl EpochSecrets {
         };
         let erased_below = r.u32()?;
         let n = r.count_u32(MAX_HELD_EPOCHS, 36)?;
-        let mut secrets = BTreeMap::new();
+        let mut secrets = SortedMap::new();
         let mut last = None;
         for _ in 0..n {
             let epoch = r.u32()?;

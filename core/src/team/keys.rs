@@ -4,7 +4,7 @@
 //! so a device that opens a wrap can check the seed against the generation's public key in the
 //! chain and detect a wrong wrap.
 
-use std::collections::BTreeMap;
+use crate::sorted_map::SortedMap;
 
 use super::ids::TeamId;
 use super::link::KeyWrap;
@@ -62,7 +62,7 @@ pub fn wrap(
 /// The generation keys one device holds for one team. Zeroized on drop.
 #[derive(Clone, Default)]
 pub struct TeamKeyring {
-    seeds: BTreeMap<u32, SecretBytes<32>>,
+    seeds: SortedMap<u32, SecretBytes<32>>,
 }
 
 impl TeamKeyring {

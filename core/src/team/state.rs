@@ -1,6 +1,6 @@
 //! The verified state of a team, and the rules every client enforces when it applies a link.
 
-use std::collections::{BTreeMap, BTreeSet};
+use crate::sorted_map::SortedMap;
 
 use super::generations::GenerationSet;
 use super::ids::{LinkHash, MemberId, TeamId};
@@ -21,7 +21,7 @@ pub struct Member {
     /// The member's role.
     pub role: Role,
     /// The member's active devices.
-    pub devices: BTreeMap<DeviceId, DeviceRecord>,
+    pub devices: SortedMap<DeviceId, DeviceRecord>,
 }
 
 /// The state of a team after verifying its chain up to `head`.
@@ -31,10 +31,10 @@ pub struct TeamState {
     fingerprint: LinkHash,
     head: LinkHash,
     seq: u64,
-    members: BTreeMap<MemberId, Member>,
-    device_member: BTreeMap<DeviceId, MemberId>,
+    members: SortedMap<MemberId, Member>,
+    device_member: SortedMap<DeviceId, MemberId>,
     /// Which generations each device has been sent in the chain.
-    held: BTreeMap<DeviceId, GenerationSet>,
+    held: SortedMap<DeviceId, GenerationSet>,
     generations: Vec<AgreementPublicKey>,
     policy: Policy,
     integration_keys: Vec<(String, VerifyingKey)>,
@@ -46,7 +46,7 @@ pub struct TeamState {
     /// The current key generation after each link, by sequence number, to check history.
     generation_by_seq: Vec<u32>,
     /// Devices since revoked or removed, to verify what they wrote while active.
-    former_devices: BTreeMap<DeviceId, FormerDevice>,
+    former_devices: SortedMap<DeviceId, FormerDevice>,
 }
 
 /// A device that was revoked or removed, as the chain left it.
@@ -104,9 +104,9 @@ impl TeamState {
             fingerprint: *fingerprint,
             head: LinkHash([0; 32]),
             seq: 0,
-            members: BTreeMap::new(),
-            device_member: BTreeMap::new(),
-            held: BTreeMap::new(),
+            members: SortedMap::new(),
+            device_member: SortedMap::new(),
+            held: SortedMap::new(),
             generations: Vec::new(),
             policy: policy.clone(),
             integration_keys: Vec::new(),
@@ -114,7 +114,7 @@ impl TeamState {
             link_hashes: vec![*fingerprint],
             link_times: vec![link.created_at],
             generation_by_seq: vec![0],
-            former_devices: BTreeMap::new(),
+            former_devices: SortedMap::new(),
         };
         state.insert_member(*owner, Role::Owner, devices)?;
         let author = devices
@@ -199,7 +199,7 @@ impl TeamState {
             id,
             Member {
                 role,
-                devices: BTreeMap::new(),
+                devices: SortedMap::new(),
             },
         );
         for d in devices {
@@ -369,8 +369,8 @@ impl TeamState {
     /// The (device, generation) pairs the chain owes after the current state: every
     /// read-permitted member device holds the current generation, and history-permitted ones
     /// every generation. Recovery devices are offline and hold none.
-    fn required_wraps(&self) -> BTreeSet<(DeviceId, u32)> {
-        let mut required = BTreeSet::new();
+    fn required_wraps(&self) -> Vec<(DeviceId, u32)> {
+        let mut required = Vec::new();
         let Some(current) = self.current_generation() else {
             return required;
         };
@@ -398,11 +398,13 @@ impl TeamState {
                 }
                 for g in first..=current {
                     if !held.is_some_and(|h| h.contains(g)) {
-                        required.insert((d.id(), g));
+                        required.push((d.id(), g));
                     }
                 }
             }
         }
+        // Members are visited in member order; the comparison wants device order.
+        required.sort_unstable();
         required
     }
 
@@ -410,13 +412,17 @@ impl TeamState {
     /// wrap to anyone else (a device without read access, a generation before a device's access
     /// began for a role without history access, a device not in the team).
     fn check_wraps(&mut self, wraps: &[KeyWrap]) -> Result<()> {
-        let given: BTreeSet<(DeviceId, u32)> =
+        let mut given: Vec<(DeviceId, u32)> =
             wraps.iter().map(|w| (w.device, w.generation)).collect();
-        if given.len() != wraps.len() || given != self.required_wraps() {
+        given.sort_unstable();
+        // Required pairs are distinct, so equality also refuses a duplicated wrap.
+        if given != self.required_wraps() {
             return Err(ChainError::WrapMismatch.into());
         }
         for (d, g) in given {
-            self.held.entry(d).or_default().insert(g);
+            self.held
+                .get_or_insert_with(d, GenerationSet::default)
+                .insert(g);
         }
         Ok(())
     }
@@ -505,9 +511,9 @@ impl TeamState {
             fingerprint: LinkHash([0; 32]),
             head: LinkHash([0; 32]),
             seq: 0,
-            members: BTreeMap::new(),
-            device_member: BTreeMap::new(),
-            held: BTreeMap::new(),
+            members: SortedMap::new(),
+            device_member: SortedMap::new(),
+            held: SortedMap::new(),
             generations: vec![public_key],
             policy: policy.clone(),
             integration_keys: Vec::new(),
@@ -515,7 +521,7 @@ impl TeamState {
             link_hashes: Vec::new(),
             link_times: Vec::new(),
             generation_by_seq: Vec::new(),
-            former_devices: BTreeMap::new(),
+            former_devices: SortedMap::new(),
         };
         draft.insert_member(owner, Role::Owner, &devices)?;
         let wraps = draft.seal_required(rng, &keyring)?;
@@ -631,7 +637,7 @@ impl TeamState {
     }
 
     /// The members.
-    pub fn members(&self) -> &BTreeMap<MemberId, Member> {
+    pub fn members(&self) -> &SortedMap<MemberId, Member> {
         &self.members
     }
 

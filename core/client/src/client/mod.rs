@@ -31,7 +31,7 @@ mod send;
 pub mod system;
 pub mod team;
 
-use std::collections::{BTreeMap, HashMap};
+use sotto_core::sorted_map::SortedMap;
 use std::sync::Arc;
 
 use futures_util::lock::Mutex;
@@ -88,18 +88,18 @@ pub(crate) struct Inner<S, T> {
     pub api: Api<T>,
     pub device: Device,
     /// Verified team chains. Held across a chain sync or a proposal, so those never interleave.
-    pub teams: Mutex<BTreeMap<TeamId, TeamView>>,
+    pub teams: Mutex<SortedMap<TeamId, TeamView>>,
     /// Opened epoch secrets, so the sealed secret is opened once per epoch.
-    pub secrets: std::sync::Mutex<HashMap<(ConversationId, u32), SecretBytes<32>>>,
+    pub secrets: std::sync::Mutex<SortedMap<(ConversationId, u32), SecretBytes<32>>>,
     /// Serialises receiving (HTTP sync and push) so cursors advance in order.
     pub receive: Mutex<()>,
     /// Serialises posting the outbox so the relay stores a sender's messages in counter order.
     pub flush: Mutex<()>,
     pub events: events::Events,
     /// When this device last attested each team's head: `(seq, time)`.
-    pub attested: std::sync::Mutex<BTreeMap<TeamId, (u64, u64)>>,
+    pub attested: std::sync::Mutex<SortedMap<TeamId, (u64, u64)>>,
     /// When this (visitor) client last saw a fresh attestation of each team's head.
-    pub head_checked: std::sync::Mutex<BTreeMap<TeamId, u64>>,
+    pub head_checked: std::sync::Mutex<SortedMap<TeamId, u64>>,
 }
 
 impl<S: Store, T: Transport> Client<S, T> {
@@ -138,7 +138,7 @@ impl<S: Store, T: Transport> Client<S, T> {
         let mut txn = Transaction::new();
         txn.put(account_id, &account.encode(), Expect::Absent);
         store.commit(txn).await?;
-        Ok(Self::assemble(store, api, device, BTreeMap::new()))
+        Ok(Self::assemble(store, api, device, SortedMap::new()))
     }
 
     /// Opens the device kept in `store` (registered before with [`Client::register`] or
@@ -160,7 +160,7 @@ impl<S: Store, T: Transport> Client<S, T> {
         store: EncryptedStore<S>,
         api: Api<T>,
         device: Device,
-        teams: BTreeMap<TeamId, TeamView>,
+        teams: SortedMap<TeamId, TeamView>,
     ) -> Self {
         Client {
             inner: Arc::new(Inner {
@@ -168,12 +168,12 @@ impl<S: Store, T: Transport> Client<S, T> {
                 api,
                 device,
                 teams: Mutex::new(teams),
-                secrets: std::sync::Mutex::new(HashMap::new()),
+                secrets: std::sync::Mutex::new(SortedMap::new()),
                 receive: Mutex::new(()),
                 flush: Mutex::new(()),
                 events: events::Events::default(),
-                attested: std::sync::Mutex::new(BTreeMap::new()),
-                head_checked: std::sync::Mutex::new(BTreeMap::new()),
+                attested: std::sync::Mutex::new(SortedMap::new()),
+                head_checked: std::sync::Mutex::new(SortedMap::new()),
             }),
         }
     }

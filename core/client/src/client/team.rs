@@ -5,7 +5,7 @@
 //! lost a race is rebuilt on the new head and retried. Every link the relay serves is verified
 //! from the pinned fingerprint before it changes anything here.
 
-use std::collections::BTreeMap;
+use sotto_core::sorted_map::SortedMap;
 use std::fmt;
 
 use serde::Deserialize;
@@ -110,8 +110,8 @@ struct DeviceInfo {
 pub(crate) async fn load_teams<S: Store>(
     store: &EncryptedStore<S>,
     device: &Device,
-) -> Result<BTreeMap<TeamId, TeamView>> {
-    let mut out = BTreeMap::new();
+) -> Result<SortedMap<TeamId, TeamView>> {
+    let mut out = SortedMap::new();
     for (id, entry) in store
         .list(&records::ns(records::TEAM)?, &Query::default())
         .await?
@@ -191,9 +191,7 @@ impl<S: Store, T: Transport> Client<S, T> {
         );
         inner.store.commit(txn).await?;
         let mut teams = inner.teams.lock().await;
-        let view = teams
-            .entry(team.team)
-            .or_insert(TeamView { state, keyring });
+        let view = teams.get_or_insert_with(team.team, || TeamView { state, keyring });
         self.attest(view, true).await?;
         Ok(team)
     }
@@ -246,9 +244,7 @@ impl<S: Store, T: Transport> Client<S, T> {
             Expect::Any,
         );
         inner.store.commit(txn).await?;
-        let view = teams
-            .entry(team.team)
-            .or_insert(TeamView { state, keyring });
+        let view = teams.get_or_insert_with(team.team, || TeamView { state, keyring });
         self.sync_locked(&team.team, view).await
     }
 
