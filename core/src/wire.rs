@@ -47,7 +47,7 @@ pub enum ObjectType {
     DeviceRecord = 1,
     /// [`KeyAgreementRecord`](crate::device::KeyAgreementRecord): a signed key-agreement key.
     KeyAgreementRecord = 2,
-    /// [`DeviceSecrets`](crate::device::DeviceSecrets): a device's private keys, for its store.
+    /// A device's private keys, for its store ([`Device::export_secrets`](crate::device::Device::export_secrets)).
     DeviceSecrets = 3,
     /// [`HpkeSealed`](crate::crypto::hpke::HpkeSealed): an HPKE ciphertext.
     HpkeSealed = 4,
