@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use sotto_core::device::DeviceId;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::state::AppState;
@@ -134,10 +134,22 @@ struct Slot {
 }
 
 /// The connected devices of every tenant.
-#[derive(Default)]
 struct Registry {
     tenants: Mutex<HashMap<i64, HashMap<DeviceId, Vec<Slot>>>>,
     next_id: AtomicU64,
+    /// Bumped when this node may have missed events for everyone (see
+    /// [`LocalFanout::resynchronize_all`]); every connection watches it.
+    resync: watch::Sender<u64>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            tenants: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            resync: watch::Sender::new(0),
+        }
+    }
 }
 
 impl Registry {
@@ -190,6 +202,7 @@ impl Registry {
 pub struct DeviceEvents {
     events: mpsc::Receiver<Arc<Event>>,
     lagged: Arc<AtomicBool>,
+    resync: watch::Receiver<u64>,
     registry: Arc<Registry>,
     tenant_id: i64,
     device: DeviceId,
@@ -198,12 +211,19 @@ pub struct DeviceEvents {
 
 impl DeviceEvents {
     /// The next event; `RecvError::Lagged` once after events were dropped because this
-    /// connection fell too far behind (its client resynchronizes over HTTP).
+    /// connection fell too far behind, or after the node may have missed events meant for it
+    /// (its client resynchronizes over HTTP). Cancel-safe.
     pub async fn recv(&mut self) -> Result<Arc<Event>, RecvError> {
         if self.lagged.swap(false, Ordering::AcqRel) {
             return Err(RecvError::Lagged(1));
         }
-        self.events.recv().await.ok_or(RecvError::Closed)
+        tokio::select! {
+            biased;
+            // The registry owns the sender and this receiver holds the registry, so the
+            // channel cannot close; were it to, only the events would be left to wait for.
+            Ok(()) = self.resync.changed() => Err(RecvError::Lagged(1)),
+            event = self.events.recv() => event.ok_or(RecvError::Closed),
+        }
     }
 }
 
@@ -231,6 +251,17 @@ impl LocalFanout {
             registry: Arc::new(Registry::default()),
             capacity: capacity.max(1),
         }
+    }
+}
+
+impl LocalFanout {
+    /// Tells every connection on this node that it may have missed events (each gets
+    /// `RecvError::Lagged` once and its client catches up from its cursor): for a node that
+    /// lost its notifications from the other nodes for a while.
+    pub fn resynchronize_all(&self) {
+        self.registry.resync.send_modify(|generation| {
+            *generation = generation.wrapping_add(1);
+        });
     }
 }
 
@@ -262,6 +293,7 @@ impl Fanout for LocalFanout {
         DeviceEvents {
             events,
             lagged,
+            resync: self.registry.resync.subscribe(),
             registry: self.registry.clone(),
             tenant_id,
             device,
@@ -353,5 +385,36 @@ mod tests {
         // Dropped subscriptions leave the registry.
         drop((on_a, a_again, on_b, visitor, other_tenant));
         assert!(f.registry.tenants.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn resynchronizing_wakes_every_waiting_connection_once() {
+        let f = LocalFanout::new(4);
+        let (a, v) = (DeviceId([1; 32]), DeviceId([3; 32]));
+        let mut agent = f.subscribe_device(1, a, false);
+        let mut visitor = f.subscribe_device(2, v, true);
+        let waiting = tokio::spawn(async move {
+            let got = agent.recv().await;
+            (agent, got)
+        });
+        // Let the task block in recv with nothing queued.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        f.resynchronize_all();
+        let (mut agent, got) = waiting.await.unwrap();
+        assert!(matches!(got, Err(RecvError::Lagged(_))));
+        let next = async |d: &mut DeviceEvents| {
+            tokio::time::timeout(std::time::Duration::from_millis(50), d.recv()).await
+        };
+        assert!(matches!(
+            next(&mut visitor).await,
+            Ok(Err(RecvError::Lagged(_)))
+        ));
+        // Once each: afterwards events flow as before, and a later connection is not told.
+        assert!(next(&mut agent).await.is_err(), "lag reported once");
+        let mut late = f.subscribe_device(1, a, false);
+        f.publish(event(&[a], false, None));
+        for q in [&mut agent, &mut late] {
+            assert_eq!(next(q).await.unwrap().unwrap().audience.devices.len(), 1);
+        }
     }
 }

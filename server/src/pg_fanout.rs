@@ -9,8 +9,9 @@
 //! [`crate::events::rebuild`] (loading the payload and the audience from the database and, for a
 //! link, refreshing the node's chain cache first) and delivers them locally; its own are skipped.
 //!
-//! Notifications are not durable: one lost while a listener reconnects leaves that event to
-//! the clients' HTTP catch-up from their cursors, as with any WebSocket gap.
+//! Notifications are not durable. When a listener loses its connection it connects and
+//! listens again, then tells every WebSocket client on its node that it lagged: each catches
+//! up over HTTP from its cursor, which covers whatever was notified in between.
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use sotto_core::device::DeviceId;
 use sqlx::ConnectOptions;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
@@ -39,7 +40,24 @@ pub struct PgFanout {
     node: String,
     outbox: mpsc::Sender<String>,
     /// Taken by [`Fanout::start`].
-    parts: Mutex<Option<(mpsc::Receiver<String>, PgListener)>>,
+    parts: Mutex<Option<(mpsc::Receiver<String>, Listener)>>,
+}
+
+/// The listening connection, and the one-connection pool it is opened from again after a loss.
+struct Listener {
+    pool: PgPool,
+    connection: PgListener,
+}
+
+/// The `application_name` of listening connections, so operators (and tests) can tell them.
+pub const LISTENER_APPLICATION_NAME: &str = "sotto-relay-listener";
+
+impl Listener {
+    async fn open(pool: PgPool) -> Result<Listener, sqlx::Error> {
+        let mut connection = PgListener::connect_with(&pool).await?;
+        connection.listen(CHANNEL).await?;
+        Ok(Listener { pool, connection })
+    }
 }
 
 impl PgFanout {
@@ -48,15 +66,16 @@ impl PgFanout {
     /// events.
     pub async fn connect(url: &str, capacity: usize) -> Result<PgFanout, sqlx::Error> {
         // Statement logging is off, as on the relay's pool.
-        let options = PgConnectOptions::from_str(url)?.disable_statement_logging();
+        let options = PgConnectOptions::from_str(url)?
+            .disable_statement_logging()
+            .application_name(LISTENER_APPLICATION_NAME);
         let pool = PgPoolOptions::new()
             .max_connections(1)
             .max_lifetime(None)
             .idle_timeout(None)
             .connect_with(options)
             .await?;
-        let mut listener = PgListener::connect_with(&pool).await?;
-        listener.listen(CHANNEL).await?;
+        let listener = Listener::open(pool).await?;
         let id = crate::random::random_bytes::<8>()
             .map_err(|e| sqlx::Error::Configuration(Box::new(std::io::Error::other(e))))?;
         let (outbox, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
@@ -130,42 +149,73 @@ async fn send(state: AppState, mut outbox: mpsc::Receiver<String>) {
 }
 
 /// Delivers other nodes' events to this node's clients until the relay shuts down.
-async fn listen(state: AppState, mut listener: PgListener, node: String, local: LocalFanout) {
+async fn listen(state: AppState, mut listener: Listener, node: String, local: LocalFanout) {
     let mut shutdown = state.shutdown.clone();
     loop {
         let received = tokio::select! {
-            r = listener.try_recv() => r,
+            r = listener.connection.try_recv() => r,
             _ = shutdown.wait_for(|stopped| *stopped) => return,
         };
         match received {
-            Ok(Some(notification)) => {
-                let Some((from, source)) = decode(notification.payload()) else {
-                    tracing::warn!("ignored a malformed notification");
-                    continue;
-                };
-                if from == node {
-                    continue;
-                }
-                match crate::events::rebuild(&state, &source).await {
-                    Ok(Some(event)) => {
-                        tracing::debug!(
-                            devices = event.audience.devices.len(),
-                            "delivering an event from another node"
-                        );
-                        local.publish(event);
+            Ok(Some(notification)) => deliver(&state, &node, &local, notification.payload()).await,
+            lost => {
+                match lost {
+                    Err(e) => {
+                        tracing::warn!(error = %e, "notification listener failed; reconnecting")
                     }
-                    // Deleted or swept meanwhile: nothing to push.
-                    Ok(None) => tracing::debug!("a notified event's data is gone"),
-                    Err(_) => tracing::warn!("could not rebuild a notified event"),
+                    _ => tracing::warn!("notification connection lost; reconnecting"),
                 }
+                // The pool holds one connection: the old listener gives it back first.
+                let pool = listener.pool.clone();
+                drop(listener);
+                listener = match relisten(&state, pool, &local).await {
+                    Some(fresh) => fresh,
+                    None => return,
+                };
             }
-            Ok(None) => {
-                tracing::warn!("notification connection lost; reconnecting");
+        }
+    }
+}
+
+/// Rebuilds another node's notified event and delivers it to this node's clients.
+async fn deliver(state: &AppState, node: &str, local: &LocalFanout, payload: &str) {
+    let Some((from, source)) = decode(payload) else {
+        tracing::warn!("ignored a malformed notification");
+        return;
+    };
+    if from == node {
+        return;
+    }
+    match crate::events::rebuild(state, &source).await {
+        Ok(Some(event)) => {
+            tracing::debug!(
+                devices = event.audience.devices.len(),
+                "delivering an event from another node"
+            );
+            local.publish(event);
+        }
+        // Deleted or swept meanwhile: nothing to push.
+        Ok(None) => tracing::debug!("a notified event's data is gone"),
+        Err(_) => tracing::warn!("could not rebuild a notified event"),
+    }
+}
+
+/// Listens again after a lost connection, retrying every second, then tells this node's
+/// clients to catch up on what was notified meanwhile. `None` if the relay shut down first.
+async fn relisten(state: &AppState, pool: PgPool, local: &LocalFanout) -> Option<Listener> {
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        match Listener::open(pool.clone()).await {
+            Ok(fresh) => {
+                tracing::info!("listening again; clients on this node resynchronize");
+                local.resynchronize_all();
+                return Some(fresh);
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "notification listener failed; retrying");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
+            Err(e) => tracing::warn!(error = %e, "could not listen again; retrying"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = shutdown.wait_for(|stopped| *stopped) => return None,
         }
     }
 }

@@ -207,3 +207,58 @@ async fn two_relays_on_postgres_push_to_each_others_clients() {
         assert_hears_nothing_of(ws, &[&conv, &team]).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_that_loses_its_notifications_tells_its_clients_to_resynchronize() {
+    use sqlx::Connection;
+    let admin = postgres_admin_url();
+    let url = fresh_postgres_database(&admin).await;
+    let tenant = create_tenant(&url);
+    let log = "warn,sotto_relay::server=info,sotto_relay::pg_fanout=debug";
+    let a = Process::start(&url, log);
+    let b = Process::start(&url, log);
+    let _logs = LogsOnFailure(&a, &b);
+    let w = World::with_tenant(&b, tenant).await;
+    let conv = w.conversation.hex();
+    let mut agent_on_a = connect(&a, &w.agent).await;
+
+    // Both nodes' listening connections are cut, as a network fault or a database failover
+    // would; whatever was notified until they listen again never reaches them.
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let cut = sqlx::query(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = '{}' AND datname = current_database()",
+        sotto_relay::pg_fanout::LISTENER_APPLICATION_NAME
+    ))
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    assert_eq!(cut.len(), 2, "one listener per node");
+
+    // A listens again and tells its client to catch up over HTTP (events of the set-up may
+    // come first).
+    loop {
+        let e = next_event(&mut agent_on_a).await;
+        if e["type"] == "lagged" {
+            break;
+        }
+        assert_ne!(e["type"], "ready", "{e}");
+    }
+    // And notifications flow again: an envelope posted through B reaches the agent on A.
+    let mut vchain = w.conversation.chain(&w.visitor.device, MessageKind::Text);
+    let m = seal(
+        &mut vchain,
+        &w.visitor.device,
+        MessageKind::Text,
+        b"still there?",
+    );
+    let posted = post_message(&w.visitor, &conv, &m).await.expect(201);
+    loop {
+        let e = next_event(&mut agent_on_a).await;
+        if e["type"] == "envelope" && unb64(e["message"].as_str().unwrap()) == m {
+            assert_eq!(e["cursor"], posted["cursor"]);
+            break;
+        }
+    }
+}
