@@ -6,11 +6,11 @@ use base64::engine::general_purpose::STANDARD;
 use futures_util::lock::Mutex;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
 use sotto_core::crypto::sign::SignatureContext;
 use sotto_core::device::Device;
 use zeroize::Zeroizing;
 
+use super::bodies;
 use crate::transport::{HttpRequest, HttpResponse, Method, RelayUrl, Transport};
 use crate::{Error, Result};
 
@@ -97,8 +97,13 @@ impl<T: Transport> Api<T> {
     }
 
     /// A request without a token (registration, authentication).
-    pub async fn public(&self, method: Method, path: &str, body: Option<Value>) -> Result<Vec<u8>> {
-        let response = self.send(method, path, None, body.as_ref()).await?;
+    pub async fn public(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>> {
+        let response = self.send(method, path, None, body).await?;
         check(response)
     }
 
@@ -107,12 +112,8 @@ impl<T: Transport> Api<T> {
         method: Method,
         path: &str,
         bearer: Option<Zeroizing<String>>,
-        body: Option<&Value>,
+        json: Option<Vec<u8>>,
     ) -> Result<HttpResponse> {
-        let json = match body {
-            Some(v) => Some(serde_json::to_vec(v).map_err(|_| Error::BadResponse("json"))?),
-            None => None,
-        };
         let request = HttpRequest {
             method,
             url: self.relay.http_url(path),
@@ -129,13 +130,13 @@ impl<T: Transport> Api<T> {
         device: &Device,
         method: Method,
         path: &str,
-        body: Option<Value>,
+        body: Option<Vec<u8>>,
     ) -> Result<Vec<u8>> {
         let token = self.token(device, false).await?;
-        let response = self.send(method, path, Some(token), body.as_ref()).await?;
+        let response = self.send(method, path, Some(token), body.clone()).await?;
         if response.status == 401 {
             let token = self.token(device, true).await?;
-            let response = self.send(method, path, Some(token), body.as_ref()).await?;
+            let response = self.send(method, path, Some(token), body).await?;
             return check(response);
         }
         check(response)
@@ -147,7 +148,7 @@ impl<T: Transport> Api<T> {
         device: &Device,
         method: Method,
         path: &str,
-        body: Option<Value>,
+        body: Option<Vec<u8>>,
     ) -> Result<R> {
         parse(&self.call(device, method, path, body).await?)
     }
@@ -176,7 +177,10 @@ impl<T: Transport> Api<T> {
             .public(
                 Method::Post,
                 "/v1/auth/challenge",
-                Some(json!({"widget_id": widget, "device_id": device_hex})),
+                Some(bodies::encode(&bodies::ChallengeRequest {
+                    widget_id: &widget,
+                    device_id: &device_hex,
+                })?),
             )
             .await?;
         let challenge: Challenge = parse(&body)?;
@@ -190,12 +194,12 @@ impl<T: Transport> Api<T> {
             .public(
                 Method::Post,
                 "/v1/auth/token",
-                Some(json!({
-                    "widget_id": widget,
-                    "device_id": device_hex,
-                    "challenge": challenge.challenge,
-                    "signature": b64(signature.as_bytes()),
-                })),
+                Some(bodies::encode(&bodies::TokenRequest {
+                    widget_id: &widget,
+                    device_id: &device_hex,
+                    challenge: &challenge.challenge,
+                    signature: &b64(signature.as_bytes()),
+                })?),
             )
             .await?;
         let issued: Issued = parse(&body)?;

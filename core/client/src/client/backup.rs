@@ -5,8 +5,8 @@
 //! and resuming an older chain would reuse message keys. A restored client instead opens a new
 //! epoch in each conversation before it sends again.
 
+use super::bodies;
 use serde::Deserialize;
-use serde_json::json;
 use sotto_core::device::DeviceId;
 
 use super::Client;
@@ -42,7 +42,12 @@ impl<S: Store, T: Transport> Client<S, T> {
             .call_json(
                 Method::Post,
                 "/v1/blobs",
-                Some(json!({"kind": "backup", "readers": readers, "data": b64(blob)})),
+                Some(bodies::encode(&bodies::Blob {
+                    kind: "backup",
+                    conversation_id: None,
+                    readers: Some(&readers),
+                    data: &b64(blob),
+                })?),
             )
             .await?;
         let _: [u8; 16] = unhex(&uploaded.blob_id)?;

@@ -4,8 +4,8 @@
 
 use core::fmt;
 
+use super::bodies;
 use serde::Deserialize;
-use serde_json::json;
 use sotto_core::codec::Reader;
 use sotto_core::conversation::attachment::{decrypt_attachment, encrypt_attachment};
 use sotto_core::conversation::{AttachmentRef, ConversationId, EpochRecord, MessageKind};
@@ -201,7 +201,9 @@ impl<S: Store, T: Transport> Client<S, T> {
         self.call(
             Method::Post,
             "/v1/conversations",
-            Some(json!({"record": b64(&record.to_wire())})),
+            Some(bodies::encode(&bodies::Record {
+                record: &b64(&record.to_wire()),
+            })?),
         )
         .await?;
         let mut txn = Transaction::new();
@@ -263,11 +265,12 @@ impl<S: Store, T: Transport> Client<S, T> {
             .call_json(
                 Method::Post,
                 "/v1/blobs",
-                Some(json!({
-                    "kind": "attachment",
-                    "conversation_id": hex::encode(conversation.0),
-                    "data": b64(&blob),
-                })),
+                Some(bodies::encode(&bodies::Blob {
+                    kind: "attachment",
+                    conversation_id: Some(&hex::encode(conversation.0)),
+                    readers: None,
+                    data: &b64(&blob),
+                })?),
             )
             .await?;
         let info = AttachmentInfo {

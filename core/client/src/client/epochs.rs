@@ -1,8 +1,8 @@
 //! Epochs: fetching and verifying a conversation's epoch records, opening their secrets, and
 //! choosing (or opening) the epoch to send in.
 
+use super::bodies;
 use serde::Deserialize;
-use serde_json::json;
 use sotto_core::EpochError;
 use sotto_core::conversation::epoch::epoch_expired;
 use sotto_core::conversation::{
@@ -266,7 +266,9 @@ impl<S: Store, T: Transport> Client<S, T> {
                 .call(
                     Method::Post,
                     &conv_path(conversation, "/epochs"),
-                    Some(json!({"record": b64(&epoch.to_wire())})),
+                    Some(bodies::encode(&bodies::Record {
+                        record: &b64(&epoch.to_wire()),
+                    })?),
                 )
                 .await;
             match posted {

@@ -18,6 +18,7 @@
 
 mod api;
 mod backup;
+mod bodies;
 pub mod conversation;
 mod epochs;
 pub mod events;
@@ -35,7 +36,6 @@ use sotto_core::sorted_map::SortedMap;
 use std::sync::Arc;
 
 use futures_util::lock::Mutex;
-use serde_json::json;
 use sotto_core::conversation::ConversationId;
 use sotto_core::crypto::secret::SecretBytes;
 use sotto_core::device::{Device, DeviceId, DeviceKind};
@@ -122,13 +122,11 @@ impl<S: Store, T: Transport> Client<S, T> {
         }
         let device = Device::generate(kind, &mut os_rng()?, transport.now());
         let api = Api::new(transport, relay, widget);
-        let mut body = json!({
-            "widget_id": widget_id.to_ascii_lowercase(),
-            "record": b64(&device.record().to_wire()),
-        });
-        if let Some(code) = bootstrap_code {
-            body["bootstrap_code"] = json!(code);
-        }
+        let body = bodies::encode(&bodies::Registration {
+            widget_id: &widget_id.to_ascii_lowercase(),
+            record: &b64(&device.record().to_wire()),
+            bootstrap_code,
+        })?;
         api.public(Method::Post, "/v1/devices", Some(body)).await?;
         let account = records::Account {
             relay: api.relay.to_string(),
@@ -280,7 +278,7 @@ impl<S: Store, T: Transport> Client<S, T> {
         &self,
         method: Method,
         path: &str,
-        body: Option<serde_json::Value>,
+        body: Option<Vec<u8>>,
     ) -> Result<R> {
         self.inner
             .api
@@ -292,7 +290,7 @@ impl<S: Store, T: Transport> Client<S, T> {
         &self,
         method: Method,
         path: &str,
-        body: Option<serde_json::Value>,
+        body: Option<Vec<u8>>,
     ) -> Result<Vec<u8>> {
         self.inner
             .api

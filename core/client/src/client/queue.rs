@@ -7,8 +7,8 @@
 //! posted again; the copy stored first is recognised when it comes back in a listing, and
 //! receivers refuse the second copy as a duplicate, so each message shows exactly once.
 
+use super::bodies;
 use serde::Deserialize;
-use serde_json::json;
 use sotto_core::conversation::ConversationId;
 
 use super::Client;
@@ -54,7 +54,9 @@ impl<S: Store, T: Transport> Client<S, T> {
                 .call_json::<Posted>(
                     Method::Post,
                     &conv_path(&conversation, "/envelopes"),
-                    Some(json!({"message": b64(&message.wire)})),
+                    Some(bodies::encode(&bodies::Message {
+                        message: &b64(&message.wire),
+                    })?),
                 )
                 .await;
             match posted {

@@ -3,8 +3,8 @@
 //! receiver chain's version and that its cursor is new, so a message delivered twice (push and
 //! HTTP, or a retried post) is stored once; own messages are matched with the outbox.
 
+use super::bodies;
 use serde::Deserialize;
-use serde_json::json;
 use sotto_core::conversation::identity::IdentityAssertion;
 use sotto_core::conversation::{
     ConversationId, MessageKind, ParsedMessage, ReceiverChain, sender_key,
@@ -113,7 +113,7 @@ impl<S: Store, T: Transport> Client<S, T> {
                 .call(
                     Method::Put,
                     &conv_path(conversation, "/ack"),
-                    Some(json!({ "cursor": cursor })),
+                    Some(bodies::encode(&bodies::Ack { cursor })?),
                 )
                 .await;
             if let Err(e) = ack

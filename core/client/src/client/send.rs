@@ -2,7 +2,7 @@
 //! one store transaction that checks the chain's version, so two concurrent sends never take
 //! the same counter (which would reuse a message key); ephemeral ones are posted directly.
 
-use serde_json::json;
+use super::bodies;
 use sotto_core::conversation::identity::IdentityAssertion;
 use sotto_core::conversation::{
     ChainId, ConversationId, MessageKind, SenderChain, Stream, seal_message,
@@ -135,7 +135,9 @@ impl<S: Store, T: Transport> Client<S, T> {
         self.call(
             Method::Post,
             &conv_path(conversation, "/envelopes"),
-            Some(json!({"message": b64(&wire)})),
+            Some(bodies::encode(&bodies::Message {
+                message: &b64(&wire),
+            })?),
         )
         .await?;
         Ok(())

@@ -8,8 +8,8 @@
 use sotto_core::sorted_map::SortedMap;
 use std::fmt;
 
+use super::bodies;
 use serde::Deserialize;
-use serde_json::json;
 use sotto_core::device::{Device, DeviceId, DeviceKind, DeviceRecord};
 use sotto_core::team::attestation::HeadAttestation;
 use sotto_core::team::{
@@ -168,7 +168,9 @@ impl<S: Store, T: Transport> Client<S, T> {
         self.call(
             Method::Post,
             "/v1/teams",
-            Some(json!({"link": b64(&link.to_wire())})),
+            Some(bodies::encode(&bodies::Link {
+                link: &b64(&link.to_wire()),
+            })?),
         )
         .await?;
         let team = TeamRef {
@@ -471,7 +473,9 @@ impl<S: Store, T: Transport> Client<S, T> {
                 .call(
                     Method::Post,
                     &path(team, "/links"),
-                    Some(json!({"link": b64(&link.to_wire())})),
+                    Some(bodies::encode(&bodies::Link {
+                        link: &b64(&link.to_wire()),
+                    })?),
                 )
                 .await;
             match posted {
@@ -603,7 +607,9 @@ impl<S: Store, T: Transport> Client<S, T> {
             .call(
                 Method::Put,
                 &path(&state.team(), "/attestation"),
-                Some(json!({"attestation": b64(&attestation.to_wire())})),
+                Some(bodies::encode(&bodies::Attestation {
+                    attestation: &b64(&attestation.to_wire()),
+                })?),
             )
             .await;
         match put {
