@@ -1,0 +1,43 @@
+// Imports both entry points of the packed package and gives the tests a few helpers. Importing
+// fetches no wasm; the tests check that. The relay serves this page under its strict content
+// security policy (scripts from its origin only: no inline import map), so the test script
+// writes the entry points' paths below from the packed package.json's "exports", as a bundler
+// would resolve `sotto-wasm` and `sotto-wasm/team`.
+
+import * as main from '{{ENTRY:.}}';
+import * as team from '{{ENTRY:./team}}';
+
+/** Waits for the next message event whose text is `text`, for at most `ms` milliseconds. */
+async function nextMessage(client, text, ms) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const left = deadline - Date.now();
+    if (left <= 0) throw new Error(`no message "${text}" within ${ms} ms`);
+    let timer;
+    const timeout = new Promise((resolve) => { timer = setTimeout(() => resolve(null), left); });
+    // A pending nextEvent() left behind by a timeout is harmless: the page is done waiting.
+    const event = await Promise.race([client.nextEvent(), timeout]);
+    clearTimeout(timer);
+    if (event && event.type === 'message' && event.message.text === text) return event;
+  }
+}
+
+/** A rejection as plain data the test can inspect. */
+async function failure(promise) {
+  try {
+    await promise;
+    return null;
+  } catch (e) {
+    return { isError: e instanceof Error, name: e.name, code: e.code, message: e.message };
+  }
+}
+
+/** The texts of a conversation's stored messages, with whose they are. */
+async function transcript(client, conversation) {
+  const messages = await client.history(conversation, 50);
+  return messages.filter((m) => m.kind === 'text').map((m) => ({ text: m.text, mine: m.mine }));
+}
+
+window.sotto = { main, team };
+window.harness = { nextMessage, failure, transcript };
+document.body.dataset.ready = 'true';
