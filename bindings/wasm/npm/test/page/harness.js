@@ -41,3 +41,34 @@ async function transcript(client, conversation) {
 window.sotto = { main, team };
 window.harness = { nextMessage, failure, transcript };
 document.body.dataset.ready = 'true';
+
+/**
+ * One run of the init benchmark, in a fresh context: from the first call into the package
+ * (`init`) to a new visitor's first message acknowledged by the relay, with the time of each step.
+ */
+async function firstMessage({ relay, widget, teamRef, database }) {
+  const { init, SottoClient } = main;
+  const t0 = performance.now();
+  await init();
+  const t1 = performance.now();
+  const client = await SottoClient.register({ relay, widgetId: widget, database, kind: 'visitor' });
+  const t2 = performance.now();
+  const conversation = await client.openConversation(teamRef);
+  const t3 = performance.now();
+  const sent = await client.sendText(conversation, 'Hello, my order is late');
+  const t4 = performance.now();
+  // A number once the relay stored it; null would mean queued, not acknowledged.
+  if (typeof sent.cursor !== 'number') throw new Error('the relay did not acknowledge the message');
+  const wasm = performance.getEntriesByType('resource').find((e) => e.name.endsWith('.wasm'));
+  client.free();
+  return {
+    load: t1 - t0,
+    fetch: wasm ? wasm.responseEnd - wasm.startTime : null,
+    register: t2 - t1,
+    open: t3 - t2,
+    send: t4 - t3,
+    total: t4 - t0,
+  };
+}
+
+window.harness.firstMessage = firstMessage;
