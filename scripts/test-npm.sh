@@ -3,7 +3,8 @@
 # (Debian's; Playwright never downloads a browser): the relay on a temporary SQLite file on
 # 127.0.0.1 serves the tarball's extracted contents and bindings/wasm/npm/test/page, and
 # bindings/wasm/npm/test/package.test.mjs drives a visitor and an agent in separate contexts.
-# Also checks that no shipped .d.ts uses `any`.
+# Also checks that no shipped .d.ts uses `any` and that a typed use of the package
+# (bindings/wasm/npm/test/types/usage.ts) compiles with tsc --strict.
 #
 # Leaves the relay's log and database in $SOTTO_NPM_TEST_DIR (default: a temporary directory,
 # removed on success).
@@ -23,9 +24,14 @@ tarball="$(scripts/build-npm.sh "$dir/npm")"
 cargo build -q -p sotto-relay
 npm_harness_start "$target/debug/sotto-relay" "$tarball" "$dir"
 
-echo "== declarations of the packed package: no any" >&2
+echo "== declarations of the packed package: no any, and strict TypeScript against them" >&2
 node scripts/lib/dts-any.mjs "$dir"/web/sotto-wasm/*.d.ts
-ls "$dir"/web/sotto-wasm/index.d.ts "$dir"/web/sotto-wasm/team.d.ts >/dev/null
+# The package installed as an application would have it, and a typed use of it compiled.
+rm -rf "$dir/ts"
+mkdir -p "$dir/ts/node_modules/sotto-wasm"
+tar -xzf "$tarball" -C "$dir/ts/node_modules/sotto-wasm" --strip-components=1
+cp bindings/wasm/npm/test/types/tsconfig.json bindings/wasm/npm/test/types/usage.ts "$dir/ts/"
+bindings/wasm/npm/test/node_modules/.bin/tsc -p "$dir/ts"
 
 echo "== package tests (relay $RELAY, package $tarball)" >&2
 status=0

@@ -2,7 +2,8 @@
 # packed sotto-wasm package from a relay on 127.0.0.1 next to the test page of
 # bindings/wasm/npm/test, the way an application would load it.
 #
-#   npm_harness_tools                      installs node/npm and the test's playwright-core if missing
+#   npm_harness_tools                      installs node/npm and the test's playwright-core and
+#                                          typescript (its lock file) if missing
 #   npm_harness_start RELAY_BIN TGZ DIR    extracts TGZ, lays out DIR/web, creates a tenant in
 #                                          DIR/relay.sqlite and starts the relay; sets RELAY,
 #                                          WIDGET_ID, BOOTSTRAP_CODE, RELAY_LOG
@@ -15,7 +16,8 @@ npm_harness_tools() {
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends nodejs npm
   fi
-  if [ ! -d bindings/wasm/npm/test/node_modules/playwright-core ]; then
+  if [ ! -d bindings/wasm/npm/test/node_modules/playwright-core ] ||
+    [ ! -x bindings/wasm/npm/test/node_modules/.bin/tsc ]; then
     (cd bindings/wasm/npm/test && npm ci --no-audit --no-fund)
   fi
 }
