@@ -66,6 +66,7 @@ try {
     ['open', 'open a conversation with the team'],
     ['send', 'send one text, acknowledged'],
     ['total', 'init to first message acknowledged'],
+    ['warm', 'a second visitor in the same page (no init)'],
   ];
   console.log(`\n${RUNS} runs, each in a fresh browser context; milliseconds`);
   console.log(`${'step'.padEnd(44)} ${'median'.padStart(8)} ${'p25'.padStart(8)} ${'p75'.padStart(8)} ${'min'.padStart(8)} ${'max'.padStart(8)}`);
