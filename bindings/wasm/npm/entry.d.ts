@@ -1,5 +1,5 @@
-// The loading functions of this entry point. scripts/build-npm.sh appends the declarations
-// wasm-bindgen wrote for the module's classes and types below.
+// Loading the module (this part is written by hand), then the module's classes and types as
+// wasm-bindgen declares them (appended by scripts/build-npm.sh).
 
 /** How the module is loaded. */
 export interface InitOptions {
