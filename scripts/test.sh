@@ -63,6 +63,9 @@ scripts/wasm-test.sh
 step "web demo end to end in headless Chromium (widget and agent console)"
 scripts/e2e.sh
 
+step "the packed npm package in headless Chromium (lazy loading, errors, visitor and agent)"
+scripts/test-npm.sh
+
 step "fuzz targets build and run briefly"
 scripts/fuzz.sh "${SOTTO_FUZZ_SECONDS:-5}"
 

@@ -24,8 +24,8 @@ pub(crate) type BrowserClient = Client<IndexedDbStore, WebTransport>;
 ///
 /// Only one tab of a profile writes a device's store at a time (Web Locks); in other tabs the
 /// client reads, its writing calls reject with code `store_read_only`,
-/// [`SottoClient::wait_for_change`] resolves when the writer committed, and
-/// [`SottoClient::wait_for_writer`] resolves once this tab has taken over.
+/// `waitForChange()` resolves when the writer committed, and
+/// `waitForWriter()` resolves once this tab has taken over.
 #[wasm_bindgen]
 pub struct SottoClient {
     pub(crate) client: BrowserClient,
@@ -167,7 +167,10 @@ impl SottoClient {
     /// Opens a conversation with a team, as a visitor: `teamRef` is `team_id:fingerprint` as the
     /// company publishes it. Resolves to the conversation id.
     #[wasm_bindgen(js_name = openConversation, unchecked_return_type = "Promise<string>")]
-    pub fn open_conversation(&self, team_ref: String) -> Promise {
+    pub fn open_conversation(
+        &self,
+        #[wasm_bindgen(js_name = teamRef)] team_ref: String,
+    ) -> Promise {
         self.promise(|client| async move {
             let team = TeamRef::parse(&team_ref).map_err(fail)?;
             let conversation = client.open_conversation(team).await.map_err(fail)?;
@@ -256,7 +259,7 @@ impl SottoClient {
         *runner = Some(handle);
     }
 
-    /// Stops the background connection started by [`SottoClient::start`].
+    /// Stops the background connection started by `start()`.
     pub fn stop(&self) {
         if let Some(handle) = self.runner.borrow_mut().take() {
             handle.abort();

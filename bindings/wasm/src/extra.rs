@@ -26,7 +26,7 @@ impl SottoClient {
         conversation: String,
         data: Vec<u8>,
         name: String,
-        mime_type: String,
+        #[wasm_bindgen(js_name = mimeType)] mime_type: String,
     ) -> js_sys::Promise {
         self.promise(|client| async move {
             let conversation = conversation_id(&conversation)?;
@@ -40,7 +40,11 @@ impl SottoClient {
 
     /// Downloads and decrypts the attachment of the stored message at `cursor`.
     #[wasm_bindgen(js_name = fetchAttachment, unchecked_return_type = "Promise<Uint8Array>")]
-    pub fn fetch_attachment(&self, conversation: String, at: f64) -> js_sys::Promise {
+    pub fn fetch_attachment(
+        &self,
+        conversation: String,
+        #[wasm_bindgen(js_name = cursor)] at: f64,
+    ) -> js_sys::Promise {
         self.promise(|client| async move {
             let conversation = conversation_id(&conversation)?;
             let at = cursor(at)?;
@@ -62,7 +66,11 @@ impl SottoClient {
 
     /// Tells the other participants this device read everything up to `cursor` (encrypted).
     #[wasm_bindgen(js_name = sendReadReceipt, unchecked_return_type = "Promise<void>")]
-    pub fn send_read_receipt(&self, conversation: String, up_to: f64) -> js_sys::Promise {
+    pub fn send_read_receipt(
+        &self,
+        conversation: String,
+        #[wasm_bindgen(js_name = upTo)] up_to: f64,
+    ) -> js_sys::Promise {
         self.promise(|client| async move {
             let conversation = conversation_id(&conversation)?;
             client

@@ -113,7 +113,10 @@ impl SottoClient {
     /// Follows a team from its reference, verifying its chain from the fingerprint. A member
     /// device gets its team keys once an admin added it (see `membership`).
     #[wasm_bindgen(js_name = joinTeam, unchecked_return_type = "Promise<void>")]
-    pub fn join_team(&self, team_ref: String) -> js_sys::Promise {
+    pub fn join_team(
+        &self,
+        #[wasm_bindgen(js_name = teamRef)] team_ref: String,
+    ) -> js_sys::Promise {
         self.promise(|client| async move {
             let team = TeamRef::parse(&team_ref).map_err(crate::client::fail)?;
             done(client.join_team(team).await)
@@ -181,7 +184,12 @@ impl SottoClient {
     /// Adds the registered member device `device` (its id given out of band) as a new member
     /// with `role`. Resolves to the new member's id.
     #[wasm_bindgen(js_name = inviteMember, unchecked_return_type = "Promise<string>")]
-    pub fn invite_member(&self, team: String, device: String, role_: String) -> js_sys::Promise {
+    pub fn invite_member(
+        &self,
+        team: String,
+        device: String,
+        #[wasm_bindgen(js_name = role, unchecked_param_type = "Role")] role_: String,
+    ) -> js_sys::Promise {
         self.promise(|client| async move {
             let member = client
                 .invite_member(&team_id(&team)?, &device_id(&device)?, role(&role_)?)
@@ -193,7 +201,12 @@ impl SottoClient {
 
     /// Changes a member's role.
     #[wasm_bindgen(js_name = changeRole, unchecked_return_type = "Promise<void>")]
-    pub fn change_role(&self, team: String, member: String, role_: String) -> js_sys::Promise {
+    pub fn change_role(
+        &self,
+        team: String,
+        member: String,
+        #[wasm_bindgen(js_name = role, unchecked_param_type = "Role")] role_: String,
+    ) -> js_sys::Promise {
         self.promise(|client| async move {
             done(
                 client

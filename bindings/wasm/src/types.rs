@@ -83,7 +83,10 @@ export type SottoEvent =
 /** Every rejection of the package: an Error with a stable code. */
 export interface SottoError extends Error {
   name: "SottoError";
-  /** For example "store_read_only", "url_insecure_scheme", "transport", "not_registered". */
+  /**
+   * Stable, never renamed: for example "not_registered", "store_read_only", "transport",
+   * "url_insecure_scheme", "invalid_input", "wasm_load_failed"; the package README lists them.
+   */
   code: string;
 }
 "#;
