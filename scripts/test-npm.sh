@@ -35,7 +35,7 @@ bindings/wasm/npm/test/node_modules/.bin/tsc -p "$dir/ts"
 
 echo "== package tests (relay $RELAY, package $tarball)" >&2
 status=0
-SOTTO_NPM_RELAY="$RELAY" SOTTO_NPM_WIDGET="$WIDGET_ID" SOTTO_NPM_CODE="$BOOTSTRAP_CODE" \
+SOTTO_NPM_RELAY="$RELAY" SOTTO_NPM_OTHER_ORIGIN="$OTHER_ORIGIN" SOTTO_NPM_WIDGET="$WIDGET_ID" SOTTO_NPM_CODE="$BOOTSTRAP_CODE" \
   timeout 300 node --test --test-concurrency=1 bindings/wasm/npm/test/package.test.mjs || status=$?
 npm_harness_stop
 if [ "$status" -eq 0 ] && [ -z "${SOTTO_NPM_TEST_DIR:-}" ]; then

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The browser package's size budget: the optimized wasm (wasm-opt -Oz, then gzip -9) must be at
-# most 250 KB (250,000 bytes). Prints the sizes at each step; fails over budget.
+# The browser package's size budget: its optimized wasm (wasm-opt -Oz, then gzip -9) must be at
+# most 250 KB (250,000 bytes). Prints the sizes; fails over budget.
 #
-#   scripts/wasm-size.sh              builds bindings/wasm (profile wasm-release, wasm-bindgen --target web)
-#                                     and measures its module
-#   scripts/wasm-size.sh FILE.wasm    measures a module built elsewhere (for example the
-#                                     *_bg.wasm of an npm package, to compare)
+#   scripts/wasm-size.sh              builds the package's main module exactly as the npm package
+#                                     and the widget ship it (scripts/lib/wasm-package.sh: profile
+#                                     wasm-release, wasm-opt -Oz, wasm-bindgen --target web) and
+#                                     measures that file, gzip -9
+#   scripts/wasm-size.sh FILE.wasm    optimizes a module built elsewhere with wasm-opt -Oz and
+#                                     measures it the same way (for example the *_bg.wasm of
+#                                     another npm package, to compare)
 #
 # SOTTO_WASM_BUDGET_BYTES overrides the budget (only to experiment; CI uses the default).
 set -euo pipefail
@@ -24,42 +27,37 @@ mkdir -p "$work"
 
 if [ $# -ge 1 ]; then
   module="$1"
-else
-  if [ ! -f bindings/wasm/Cargo.toml ]; then
-    echo "wasm-size: bindings/wasm does not exist yet; pass a .wasm file to measure" >&2
+  if [ ! -f "$module" ]; then
+    echo "wasm-size: no such file: $module" >&2
     exit 1
   fi
+  optimized="$work/optimized.wasm"
+  # The features rustc enables by default for wasm32-unknown-unknown; wasm-opt must accept them
+  # and may keep using them (every current browser supports them).
+  wasm-opt -Oz --strip-debug --strip-producers \
+    --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+    --enable-mutable-globals --enable-reference-types --enable-multivalue \
+    "$module" -o "$optimized"
+else
   if ! command -v wasm-bindgen >/dev/null 2>&1; then
     echo "wasm-size: wasm-bindgen is missing; run scripts/setup-toolchain.sh" >&2
     exit 1
   fi
-  package="$(sed -n 's/^name = "\(.*\)"/\1/p' bindings/wasm/Cargo.toml | head -n 1)"
-  cargo build -q --profile wasm-release --target wasm32-unknown-unknown -p "$package"
-  lib="${package//-/_}"
-  wasm-bindgen --target web --out-dir "$work/pkg" \
-    "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/wasm-release/$lib.wasm"
-  module="$work/pkg/${lib}_bg.wasm"
+  # shellcheck source=scripts/lib/wasm-package.sh
+  . scripts/lib/wasm-package.sh
+  rm -rf "$work/pkg"
+  build_wasm_package "$work/pkg"
+  module="${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/wasm-release/sotto_wasm.wasm"
+  optimized="$work/pkg/sotto_wasm_bg.wasm"
 fi
 
-if [ ! -f "$module" ]; then
-  echo "wasm-size: no such file: $module" >&2
-  exit 1
-fi
-
-optimized="$work/optimized.wasm"
-# The features rustc enables by default for wasm32-unknown-unknown; wasm-opt must accept them
-# and may keep using them (every current browser supports them).
-wasm-opt -Oz --strip-debug --strip-producers \
-  --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-  --enable-mutable-globals --enable-reference-types --enable-multivalue \
-  "$module" -o "$optimized"
 raw=$(wc -c <"$module")
 opt=$(wc -c <"$optimized")
 gz=$(gzip -9 -c "$optimized" | wc -c)
 
 printf 'module:            %s\n' "$module"
 printf 'as built:          %9d bytes\n' "$raw"
-printf 'wasm-opt -Oz:      %9d bytes\n' "$opt"
+printf 'wasm-opt -Oz:      %9d bytes (%s)\n' "$opt" "$optimized"
 printf 'then gzip -9:      %9d bytes (%d.%d KB; budget %d bytes)\n' \
   "$gz" $((gz / 1000)) $(((gz % 1000) / 100)) "$budget"
 

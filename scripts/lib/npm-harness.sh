@@ -5,9 +5,11 @@
 #   npm_harness_tools                      installs node/npm and the test's playwright-core and
 #                                          typescript (its lock file) if missing
 #   npm_harness_start RELAY_BIN TGZ DIR    extracts TGZ, lays out DIR/web, creates a tenant in
-#                                          DIR/relay.sqlite and starts the relay; sets RELAY,
-#                                          WIDGET_ID, BOOTSTRAP_CODE, RELAY_LOG
-#   npm_harness_stop                       stops the relay (also on exit)
+#                                          DIR/relay.sqlite and starts the relay; serves DIR/web
+#                                          from a second loopback origin the relay allows (CORS);
+#                                          sets RELAY, OTHER_ORIGIN, WIDGET_ID, BOOTSTRAP_CODE,
+#                                          RELAY_LOG
+#   npm_harness_stop                       stops the relay and the second server (also on exit)
 # Expects the repository root as the working directory.
 
 npm_harness_tools() {
@@ -52,12 +54,24 @@ npm_harness_start() {
   tenant="$("$bin" tenant create --name "Package Test" --database "$db")"
   WIDGET_ID="$(sed -n 's/^widget_id: //p' <<<"$tenant")"
   BOOTSTRAP_CODE="$(sed -n 's/^bootstrap_code: //p' <<<"$tenant")"
+  # The same files from a second loopback origin, which the relay allows to call its API
+  # (CORS), as an integrator's own site would be.
+  local other_port
+  other_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+  OTHER_ORIGIN="http://127.0.0.1:$other_port"
+  python3 -m http.server "$other_port" --bind 127.0.0.1 --directory "$web" >/dev/null 2>&1 &
+  NPM_HARNESS_OTHER_PID=$!
   SOTTO_LISTEN="127.0.0.1:$port" SOTTO_WEB_ROOT="$web" SOTTO_LOG="${SOTTO_LOG:-info}" \
+    SOTTO_CORS_ORIGINS="$OTHER_ORIGIN" \
     "$bin" serve --database "$db" >"$RELAY_LOG" 2>&1 &
   NPM_HARNESS_RELAY_PID=$!
   trap npm_harness_stop EXIT INT TERM
   for _ in $(seq 1 100); do
     curl -sf "$RELAY/health" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  for _ in $(seq 1 100); do
+    curl -sf "$OTHER_ORIGIN/npm-test/index.html" >/dev/null 2>&1 && break
     sleep 0.1
   done
   if ! curl -sf "$RELAY/npm-test/index.html" >/dev/null; then
@@ -67,6 +81,11 @@ npm_harness_start() {
 }
 
 npm_harness_stop() {
+  if [ -n "${NPM_HARNESS_OTHER_PID:-}" ]; then
+    kill "$NPM_HARNESS_OTHER_PID" 2>/dev/null || true
+    wait "$NPM_HARNESS_OTHER_PID" 2>/dev/null || true
+    NPM_HARNESS_OTHER_PID=
+  fi
   if [ -n "${NPM_HARNESS_RELAY_PID:-}" ]; then
     kill "$NPM_HARNESS_RELAY_PID" 2>/dev/null || true
     wait "$NPM_HARNESS_RELAY_PID" 2>/dev/null || true

@@ -140,6 +140,11 @@ pub struct ServeArgs {
     /// package). Not set: the relay serves only its API.
     #[arg(long, env = "SOTTO_WEB_ROOT")]
     pub web_root: Option<std::path::PathBuf>,
+    /// Page origins allowed to call the API from a browser (CORS): a comma-separated list
+    /// (`https://support.example.com`), `*` for any, or empty for none (the default: only the
+    /// relay's own pages).
+    #[arg(long, env = "SOTTO_CORS_ORIGINS", default_value = "", value_parser = crate::cors::AllowedOrigins::parse)]
+    pub cors_origins: crate::cors::AllowedOrigins,
 }
 
 impl ServeArgs {
@@ -168,6 +173,7 @@ impl ServeArgs {
             challenge_ttl_secs: 60,
             log: "info".to_owned(),
             web_root: None,
+            cors_origins: crate::cors::AllowedOrigins::None,
         }
     }
 }

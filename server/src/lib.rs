@@ -26,6 +26,7 @@ pub mod audit;
 pub mod auth;
 pub mod backup;
 pub mod config;
+pub mod cors;
 pub mod db;
 pub mod envelope_store;
 pub mod error;

@@ -40,6 +40,8 @@ pub struct Settings {
     pub sweep_interval_secs: u64,
     /// Static files served at `/`, if any.
     pub web_root: Option<std::path::PathBuf>,
+    /// Page origins allowed to call the API from a browser.
+    pub cors_origins: crate::cors::AllowedOrigins,
 }
 
 impl Settings {
@@ -58,6 +60,7 @@ impl Settings {
             backup_retention_secs: secs(args.backup_retention_secs),
             sweep_interval_secs: args.sweep_interval_secs.max(1),
             web_root: args.web_root.clone(),
+            cors_origins: args.cors_origins.clone(),
         }
     }
 }

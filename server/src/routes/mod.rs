@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use crate::auth::LogSlot;
 use crate::error::{self, ApiError};
 use crate::state::AppState;
-use crate::{audit, auth, metrics, openapi, rate_limit, web_root, ws};
+use crate::{audit, auth, cors, metrics, openapi, rate_limit, web_root, ws};
 
 /// The relay's router with its middleware.
 pub fn router(state: AppState) -> Router {
@@ -89,6 +89,8 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(from_fn_with_state(state.clone(), rate_limit::per_address))
         .layer(from_fn(catch_panic))
+        // Outside the rate limit, so a 429 is readable (with its Retry-After) cross-origin.
+        .layer(from_fn_with_state(state.clone(), cors::cors))
         .layer(from_fn_with_state(state.clone(), access_log))
         .with_state(state)
 }

@@ -17,13 +17,17 @@ const RELAY = env('SOTTO_NPM_RELAY');
 const WIDGET = env('SOTTO_NPM_WIDGET');
 const CODE = env('SOTTO_NPM_CODE');
 const PAGE = `${RELAY}/npm-test/index.html`;
+// The same page from another origin, which the relay allows by --cors-origins.
+const OTHER_PAGE = `${env('SOTTO_NPM_OTHER_ORIGIN')}/npm-test/index.html`;
 const STEP = { timeout: 90_000 };
 const WAIT = 30_000;
 
 let browser;
+/** The team the agent of the exchange test created (`team:seq` reference). */
+let sharedTeamRef;
 
 /** A fresh context (its own storage) with the test page loaded; counts the wasm it fetched. */
-async function party(name) {
+async function party(name, url = PAGE) {
   const context = await browser.newContext();
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT);
@@ -35,12 +39,12 @@ async function party(name) {
   page.on('console', (m) => {
     if (m.type() === 'error') console.log(`[${name}] console: ${m.text()}`);
   });
-  await load(page);
+  await load(page, url);
   return { name, context, page, wasm };
 }
 
-async function load(page) {
-  await page.goto(PAGE);
+async function load(page, url = PAGE) {
+  await page.goto(url);
   // Not waitForFunction: the page's policy forbids the eval it needs.
   await page.locator('body[data-ready="true"]').waitFor({ state: 'attached' });
 }
@@ -160,6 +164,7 @@ test('a visitor and an agent exchange messages both ways and keep their history 
     return client.createTeam();
   }, { relay: RELAY, widget: WIDGET, code: CODE });
   assert.match(teamRef, /^[0-9a-f]{32}:[0-9a-f]+$/);
+  sharedTeamRef = teamRef;
   assert.deepEqual(agent.wasm, ['/sotto-wasm/wasm-team/sotto_wasm_bg.wasm']);
 
   // The visitor, through the main entry point.
@@ -210,4 +215,21 @@ test('a visitor and an agent exchange messages both ways and keep their history 
 
   await agent.context.close();
   await visitor.context.close();
+});
+
+test('a page on another origin that the relay allows uses it across origins', STEP, async () => {
+  assert.ok(sharedTeamRef, 'the exchange test created a team');
+  const elsewhere = await party('elsewhere', OTHER_PAGE);
+  const hello = text('Hello from another site');
+  const shown = await elsewhere.page.evaluate(async ({ relay, widget, teamRef, hello }) => {
+    if (location.origin === new URL(relay).origin) throw new Error('the page is not cross-origin');
+    const { SottoClient } = sotto.main;
+    const client = await SottoClient.register({ relay, widgetId: widget, database: 'npm-elsewhere', kind: 'visitor' });
+    const conversation = await client.openConversation(teamRef);
+    const sent = await client.sendText(conversation, hello);
+    return { cursor: sent.cursor, messages: await harness.transcript(client, conversation) };
+  }, { relay: RELAY, widget: WIDGET, teamRef: sharedTeamRef, hello });
+  assert.equal(typeof shown.cursor, 'number', 'the relay took the message');
+  assert.deepEqual(shown.messages, [{ text: hello, mine: true }]);
+  await elsewhere.context.close();
 });

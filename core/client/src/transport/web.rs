@@ -11,9 +11,9 @@
 //! written on web-sys rather than gloo-net, whose WebSocket copies every frame whole into wasm
 //! memory and queues without bound.)
 //!
-//! Requests carry no cookies (`credentials: "omit"`) and are never cached; the relay answers
-//! cross-origin requests with CORS headers, and must list `Retry-After` in
-//! `Access-Control-Expose-Headers` for [`HttpResponse::retry_after`] to be seen.
+//! Requests carry no cookies (`credentials: "omit"`) and are never cached. A page on another
+//! origin than the relay's needs that origin in the relay's `--cors-origins`, which also
+//! exposes `Retry-After` for [`HttpResponse::retry_after`].
 
 use core::cell::RefCell;
 use core::fmt;
