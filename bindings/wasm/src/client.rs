@@ -16,6 +16,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, spawn_local};
 
 use crate::convert::{self, coded_error, conversation_id};
+use crate::online::OnlineListener;
 use crate::types::RegisterOptions;
 
 pub(crate) type BrowserClient = Client<IndexedDbStore, WebTransport>;
@@ -30,7 +31,8 @@ pub(crate) type BrowserClient = Client<IndexedDbStore, WebTransport>;
 pub struct SottoClient {
     pub(crate) client: BrowserClient,
     events: Rc<Mutex<EventStream>>,
-    runner: RefCell<Option<AbortHandle>>,
+    /// The background connection and its `online` listener, while started.
+    runner: RefCell<Option<(AbortHandle, Option<OnlineListener>)>>,
 }
 
 pub(crate) fn fail(e: Error) -> JsValue {
@@ -245,7 +247,9 @@ impl SottoClient {
     }
 
     /// Starts keeping the client connected in the background (push stream, resync on every
-    /// reconnect, outbox); connection changes arrive as events. Starting twice does nothing.
+    /// reconnect, outbox); connection changes arrive as events. When the browser comes back
+    /// online (its `online` event) the client reconnects and sends its outbox at once.
+    /// Starting twice does nothing.
     pub fn start(&self) {
         let mut runner = self.runner.borrow_mut();
         if runner.is_some() {
@@ -256,13 +260,14 @@ impl SottoClient {
         spawn_local(async move {
             let _ = Abortable::new(client.run(), registration).await;
         });
-        *runner = Some(handle);
+        *runner = Some((handle, OnlineListener::add(self.client.clone())));
     }
 
     /// Stops the background connection started by `start()`.
     pub fn stop(&self) {
-        if let Some(handle) = self.runner.borrow_mut().take() {
+        if let Some((handle, online)) = self.runner.borrow_mut().take() {
             handle.abort();
+            drop(online);
         }
     }
 

@@ -22,6 +22,7 @@
 mod client;
 mod convert;
 mod extra;
+mod online;
 #[cfg(feature = "console")]
 mod team;
 mod types;

@@ -496,6 +496,43 @@ async fn offline_messages_queue_and_are_delivered_exactly_once() {
 }
 
 #[tokio::test]
+async fn waking_a_running_client_sends_its_queue_at_once() {
+    let w = World::new().await;
+    let mut events = w.visitor.events();
+    let visitor = w.visitor.clone();
+    let run = tokio::spawn(async move { visitor.run().await });
+    wait_for(&mut events, |e| matches!(e, Event::Connected).then_some(())).await;
+
+    // The push stream stays up while requests fail, as when a browser drops its network but
+    // not yet its socket: the message waits in the outbox.
+    w.visitor_net.set_offline(true);
+    let sent = w
+        .visitor
+        .send_text(&w.conversation, "queued")
+        .await
+        .unwrap();
+    assert_eq!(sent.cursor, None);
+    w.visitor_net.set_offline(false);
+
+    // Connected, the client would retry at its next periodic tick (30 s with this team's
+    // freshness limit); the platform's "network is back" signal makes it retry now.
+    w.visitor.wake();
+    let flushed = tokio::time::timeout(Duration::from_secs(5), async {
+        while w.visitor.outbox_len().await.unwrap() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    run.abort();
+    assert!(
+        flushed.is_ok(),
+        "the outbox was sent within 5 s of the wake"
+    );
+    w.agent.sync().await.unwrap();
+    assert_eq!(history_texts(&w.agent, &w.conversation).await, ["queued"]);
+}
+
+#[tokio::test]
 async fn a_reconnecting_client_resumes_from_its_cursor_without_loss_or_duplicates() {
     let w = World::new().await;
     w.agent.sync().await.unwrap();

@@ -25,6 +25,8 @@ const WAIT = 30_000;
 let browser;
 /** The team the agent of the exchange test created (`team:seq` reference). */
 let sharedTeamRef;
+/** The exchange test's agent and visitor, left open for the offline test. */
+let exchange;
 
 /** A fresh context (its own storage) with the test page loaded; counts the wasm it fetched. */
 async function party(name, url = PAGE) {
@@ -61,6 +63,8 @@ before(async () => {
 });
 
 after(async () => {
+  await exchange?.agent.context.close();
+  await exchange?.visitor.context.close();
   await browser?.close();
 });
 
@@ -213,8 +217,7 @@ test('a visitor and an agent exchange messages both ways and keep their history 
   }, { conversation, afterReload });
   await agent.page.evaluate(({ afterReload, wait }) => harness.nextMessage(window.client, afterReload, wait), { afterReload, wait: WAIT });
 
-  await agent.context.close();
-  await visitor.context.close();
+  exchange = { agent, visitor, conversation };
 });
 
 test('a page on another origin that the relay allows uses it across origins', STEP, async () => {
@@ -232,4 +235,31 @@ test('a page on another origin that the relay allows uses it across origins', ST
   assert.equal(typeof shown.cursor, 'number', 'the relay took the message');
   assert.deepEqual(shown.messages, [{ text: hello, mine: true }]);
   await elsewhere.context.close();
+});
+
+test('offline, a visitor queues its message and sends it once back online; what it missed arrives once', STEP, async () => {
+  assert.ok(exchange, 'the exchange test left its parties open');
+  const { agent, visitor, conversation } = exchange;
+  const queued = text('Written on the train');
+  const missed = text('Answered while you were away');
+
+  await visitor.context.setOffline(true);
+  const sent = await visitor.page.evaluate(
+    ({ conversation, queued }) => window.client.sendText(conversation, queued),
+    { conversation, queued },
+  );
+  assert.equal(sent.cursor, null, 'offline, the message waits in the outbox');
+  await agent.page.evaluate(({ conversation, missed }) => window.client.sendText(conversation, missed), { conversation, missed });
+  await visitor.context.setOffline(false);
+
+  await agent.page.evaluate(({ queued, wait }) => harness.nextMessage(window.client, queued, wait), { queued, wait: WAIT });
+  await visitor.page.evaluate(({ missed, wait }) => harness.nextMessage(window.client, missed, wait), { missed, wait: WAIT });
+  for (const p of [agent, visitor]) {
+    const texts = (await p.page.evaluate(
+      ({ conversation }) => harness.transcript(window.client, conversation),
+      { conversation },
+    )).map((m) => m.text);
+    assert.equal(texts.filter((t) => t === queued).length, 1, `${p.name} has the queued message once`);
+    assert.equal(texts.filter((t) => t === missed).length, 1, `${p.name} has the missed message once`);
+  }
 });

@@ -31,6 +31,7 @@ pub mod recovery;
 mod send;
 pub mod system;
 pub mod team;
+mod wake;
 
 use sotto_core::sorted_map::SortedMap;
 use std::sync::Arc;
@@ -100,6 +101,8 @@ pub(crate) struct Inner<S, T> {
     pub attested: std::sync::Mutex<SortedMap<TeamId, (u64, u64)>>,
     /// When this (visitor) client last saw a fresh attestation of each team's head.
     pub head_checked: std::sync::Mutex<SortedMap<TeamId, u64>>,
+    /// Cuts the push loop's waits short when the network is back.
+    pub wake: wake::WakeSignal,
 }
 
 impl<S: Store, T: Transport> Client<S, T> {
@@ -172,6 +175,7 @@ impl<S: Store, T: Transport> Client<S, T> {
                 events: events::Events::default(),
                 attested: std::sync::Mutex::new(SortedMap::new()),
                 head_checked: std::sync::Mutex::new(SortedMap::new()),
+                wake: wake::WakeSignal::default(),
             }),
         }
     }

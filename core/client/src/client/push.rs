@@ -61,7 +61,8 @@ impl<S: Store, T: Transport> Client<S, T> {
     /// conversations, then the outbox), processes pushed frames, and on any disconnect waits
     /// (doubling from 250 ms to 30 s) and starts again. Runs until the future is dropped; spawn
     /// it on the platform's executor (`tokio::spawn`, `wasm_bindgen_futures::spawn_local`).
-    /// Connection changes arrive as [`Event::Connected`] and [`Event::Disconnected`].
+    /// Connection changes arrive as [`Event::Connected`] and [`Event::Disconnected`];
+    /// [`Client::wake`] cuts a wait short.
     pub async fn run(&self) {
         let mut backoff = BACKOFF_MIN_MS;
         loop {
@@ -69,9 +70,20 @@ impl<S: Store, T: Transport> Client<S, T> {
             self.inner.events.emit(Event::Disconnected {
                 code: outcome.err().map(|e| e.code()),
             });
-            self.inner.api.transport.sleep(backoff).await;
-            backoff = backoff.saturating_mul(2).min(BACKOFF_MAX_MS);
+            let wait = pin!(self.inner.api.transport.sleep(backoff));
+            let woken = pin!(self.inner.wake.wait());
+            backoff = match select(wait, woken).await {
+                Either::Left(((), _)) => backoff.saturating_mul(2).min(BACKOFF_MAX_MS),
+                Either::Right(((), _)) => BACKOFF_MIN_MS,
+            };
         }
+    }
+
+    /// Tells the client that the network may be back (the platform's connectivity signal: the
+    /// browser's `online` event, a phone's network callback). A [`Client::run`] waiting to
+    /// reconnect tries at once, and a connected one retries its outbox at once.
+    pub fn wake(&self) {
+        self.inner.wake.wake();
     }
 
     /// One connection, until it closes or fails.
@@ -96,9 +108,10 @@ impl<S: Store, T: Transport> Client<S, T> {
             let frame = {
                 let next = pin!(push.next_frame());
                 let timer = pin!(api.transport.sleep(tick));
-                match select(next, timer).await {
+                let woken = pin!(self.inner.wake.wait());
+                match select(next, select(timer, woken)).await {
                     Either::Left((frame, _)) => Some(frame),
-                    Either::Right(((), _)) => None,
+                    Either::Right(_) => None,
                 }
             };
             let Some(frame) = frame else {
