@@ -224,6 +224,14 @@ impl SottoClient {
         }
     }
 
+    /// Tells the client the network may be back (call it from the platform's connectivity
+    /// callback: `NWPathMonitor` on iOS, `ConnectivityManager.NetworkCallback.onAvailable` on
+    /// Android). A started client reconnects, or retries its outbox, at once instead of after
+    /// its backoff.
+    pub fn network_available(&self) {
+        self.handle().wake();
+    }
+
     /// Whether the push connection is started.
     pub fn is_started(&self) -> bool {
         self.running

@@ -591,6 +591,8 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_ffi_checksum_method_sottoclient_membership() != 21478:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_ffi_checksum_method_sottoclient_network_available() != 29751:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_ffi_checksum_method_sottoclient_open_conversation() != 13989:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_ffi_checksum_method_sottoclient_outbox_len() != 23036:
@@ -761,6 +763,9 @@ _UniffiLib.uniffi_sotto_ffi_checksum_method_sottoclient_members.restype = ctypes
 _UniffiLib.uniffi_sotto_ffi_checksum_method_sottoclient_membership.argtypes = (
 )
 _UniffiLib.uniffi_sotto_ffi_checksum_method_sottoclient_membership.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_ffi_checksum_method_sottoclient_network_available.argtypes = (
+)
+_UniffiLib.uniffi_sotto_ffi_checksum_method_sottoclient_network_available.restype = ctypes.c_uint16
 _UniffiLib.uniffi_sotto_ffi_checksum_method_sottoclient_open_conversation.argtypes = (
 )
 _UniffiLib.uniffi_sotto_ffi_checksum_method_sottoclient_open_conversation.restype = ctypes.c_uint16
@@ -1002,6 +1007,11 @@ _UniffiLib.uniffi_sotto_ffi_fn_method_sottoclient_membership.argtypes = (
     _UniffiRustBuffer,
 )
 _UniffiLib.uniffi_sotto_ffi_fn_method_sottoclient_membership.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_ffi_fn_method_sottoclient_network_available.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_ffi_fn_method_sottoclient_network_available.restype = None
 _UniffiLib.uniffi_sotto_ffi_fn_method_sottoclient_open_conversation.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -5196,6 +5206,14 @@ class SottoClientProtocol(typing.Protocol):
         This device's member id and role in a team, if it is an active member device.
 """
         raise NotImplementedError
+    def network_available(self, ) -> None:
+        """
+        Tells the client the network may be back (call it from the platform's connectivity
+        callback: `NWPathMonitor` on iOS, `ConnectivityManager.NetworkCallback.onAvailable` on
+        Android). A started client reconnects, or retries its outbox, at once instead of after
+        its backoff.
+"""
+        raise NotImplementedError
     async def open_conversation(self, team_reference: str) -> str:
         """
         Opens a conversation with a team as a visitor; returns its id.
@@ -5757,6 +5775,24 @@ class SottoClient(SottoClientProtocol):
             _uniffi_lift_return,
             _uniffi_error_converter,
         )
+    def network_available(self, ) -> None:
+        """
+        Tells the client the network may be back (call it from the platform's connectivity
+        callback: `NWPathMonitor` on iOS, `ConnectivityManager.NetworkCallback.onAvailable` on
+        Android). A started client reconnects, or retries its outbox, at once instead of after
+        its backoff.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_ffi_fn_method_sottoclient_network_available,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
     async def open_conversation(self, team_reference: str) -> str:
         """
         Opens a conversation with a team as a visitor; returns its id.

@@ -374,6 +374,11 @@ uint64_t uniffi_sotto_ffi_fn_method_sottoclient_members(uint64_t ptr, RustBuffer
 uint64_t uniffi_sotto_ffi_fn_method_sottoclient_membership(uint64_t ptr, RustBuffer team_id
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_FN_METHOD_SOTTOCLIENT_NETWORK_AVAILABLE
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_FN_METHOD_SOTTOCLIENT_NETWORK_AVAILABLE
+void uniffi_sotto_ffi_fn_method_sottoclient_network_available(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_FN_METHOD_SOTTOCLIENT_OPEN_CONVERSATION
 #define UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_FN_METHOD_SOTTOCLIENT_OPEN_CONVERSATION
 uint64_t uniffi_sotto_ffi_fn_method_sottoclient_open_conversation(uint64_t ptr, RustBuffer team_reference
@@ -999,6 +1004,12 @@ uint16_t uniffi_sotto_ffi_checksum_method_sottoclient_members(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_CHECKSUM_METHOD_SOTTOCLIENT_MEMBERSHIP
 #define UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_CHECKSUM_METHOD_SOTTOCLIENT_MEMBERSHIP
 uint16_t uniffi_sotto_ffi_checksum_method_sottoclient_membership(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_CHECKSUM_METHOD_SOTTOCLIENT_NETWORK_AVAILABLE
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_FFI_CHECKSUM_METHOD_SOTTOCLIENT_NETWORK_AVAILABLE
+uint16_t uniffi_sotto_ffi_checksum_method_sottoclient_network_available(void
     
 );
 #endif

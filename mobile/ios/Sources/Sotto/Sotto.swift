@@ -1384,6 +1384,14 @@ public protocol SottoClientProtocol: AnyObject, Sendable {
     func membership(teamId: String) async throws  -> Membership?
     
     /**
+     * Tells the client the network may be back (call it from the platform's connectivity
+     * callback: `NWPathMonitor` on iOS, `ConnectivityManager.NetworkCallback.onAvailable` on
+     * Android). A started client reconnects, or retries its outbox, at once instead of after
+     * its backoff.
+     */
+    func networkAvailable() 
+    
+    /**
      * Opens a conversation with a team as a visitor; returns its id.
      */
     func openConversation(teamReference: String) async throws  -> String
@@ -1919,6 +1927,20 @@ open func membership(teamId: String)async throws  -> Membership?  {
             liftFunc: FfiConverterOptionTypeMembership.lift,
             errorHandler: FfiConverterTypeSottoError_lift
         )
+}
+    
+    /**
+     * Tells the client the network may be back (call it from the platform's connectivity
+     * callback: `NWPathMonitor` on iOS, `ConnectivityManager.NetworkCallback.onAvailable` on
+     * Android). A started client reconnects, or retries its outbox, at once instead of after
+     * its backoff.
+     */
+open func networkAvailable()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_sotto_ffi_fn_method_sottoclient_network_available(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
 }
     
     /**
@@ -4865,6 +4887,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sotto_ffi_checksum_method_sottoclient_membership() != 21478) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_ffi_checksum_method_sottoclient_network_available() != 29751) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sotto_ffi_checksum_method_sottoclient_open_conversation() != 13989) {

@@ -756,6 +756,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_sotto_ffi_checksum_method_sottoclient_membership(
     ): Int
+    external fun uniffi_sotto_ffi_checksum_method_sottoclient_network_available(
+    ): Int
     external fun uniffi_sotto_ffi_checksum_method_sottoclient_open_conversation(
     ): Int
     external fun uniffi_sotto_ffi_checksum_method_sottoclient_outbox_len(
@@ -879,6 +881,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_sotto_ffi_fn_method_sottoclient_membership(`ptr`: Long,`teamId`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_sotto_ffi_fn_method_sottoclient_network_available(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_sotto_ffi_fn_method_sottoclient_open_conversation(`ptr`: Long,`teamReference`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_sotto_ffi_fn_method_sottoclient_outbox_len(`ptr`: Long,
@@ -1158,6 +1162,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_sotto_ffi_checksum_method_sottoclient_membership() and 0xFFFF) != 21478) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_ffi_checksum_method_sottoclient_network_available() and 0xFFFF) != 29751) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_sotto_ffi_checksum_method_sottoclient_open_conversation() and 0xFFFF) != 13989) {
@@ -3058,6 +3065,14 @@ public interface SottoClientInterface {
     suspend fun `membership`(`teamId`: kotlin.String): Membership?
     
     /**
+     * Tells the client the network may be back (call it from the platform's connectivity
+     * callback: `NWPathMonitor` on iOS, `ConnectivityManager.NetworkCallback.onAvailable` on
+     * Android). A started client reconnects, or retries its outbox, at once instead of after
+     * its backoff.
+     */
+    fun `networkAvailable`()
+    
+    /**
      * Opens a conversation with a team as a visitor; returns its id.
      */
     suspend fun `openConversation`(`teamReference`: kotlin.String): kotlin.String
@@ -3777,6 +3792,24 @@ open class SottoClient: Disposable, AutoCloseable, SottoClientInterface
         SottoException.ErrorHandler,
     )
     }
+
+    
+    /**
+     * Tells the client the network may be back (call it from the platform's connectivity
+     * callback: `NWPathMonitor` on iOS, `ConnectivityManager.NetworkCallback.onAvailable` on
+     * Android). A started client reconnects, or retries its outbox, at once instead of after
+     * its backoff.
+     */override fun `networkAvailable`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_sotto_ffi_fn_method_sottoclient_network_available(
+        it,
+        _status)
+}
+    }
+    
+    
 
     
     /**
