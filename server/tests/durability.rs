@@ -1,6 +1,8 @@
 //! An acknowledged envelope is never lost: the relay process is killed with SIGKILL while
-//! clients stream envelopes at it, restarted on the same SQLite file, and every envelope it had
-//! answered 2xx for is there, at the cursor it was acknowledged with.
+//! clients stream envelopes at it, restarted on the same database, and every envelope it had
+//! answered 2xx for is there, at the cursor it was acknowledged with. On a SQLite file, or on a
+//! fresh PostgreSQL database when `SOTTO_TEST_POSTGRES` is set (the PostgreSQL pass of
+//! `scripts/test.sh`).
 
 mod common;
 
@@ -23,8 +25,10 @@ const ACKED_BEFORE_KILL: usize = 150;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_envelopes_survive_sigkill() {
     let dir = TempDir::new();
-    let db = dir.path().join("relay.sqlite");
-    let db = db.to_str().unwrap().to_owned();
+    let db = match std::env::var("SOTTO_TEST_POSTGRES") {
+        Ok(admin) if !admin.is_empty() => fresh_postgres_database(&admin).await,
+        _ => dir.path().join("relay.sqlite").to_str().unwrap().to_owned(),
+    };
     let tenant = create_tenant(&db);
     let mut relay = Process::start(&db, "warn,sotto_relay::server=info");
     let w = World::with_tenant(&relay, tenant.clone()).await;
