@@ -211,6 +211,32 @@ test('both reload and keep their history', STEP, async () => {
   }
 });
 
+test('offline, the visitor\'s message waits and goes out once the network is back; a reply to a closed chat counts as unread', STEP, async () => {
+  const frame = await chatFrame(visitor.page);
+  const late = secret('Sent from a tunnel');
+  await visitor.context.setOffline(true);
+  await frame.locator('#text').fill(late);
+  await frame.locator('#text').press('Enter');
+  await frame.locator('.msg.mine.pending', { hasText: late }).waitFor();
+  await visitor.context.setOffline(false);
+  await frame.locator('.msg.mine:not(.pending)', { hasText: late }).waitFor();
+  const { page } = admin;
+  await page.locator('#messages .msg', { hasText: late }).waitFor();
+  assert.equal(await page.locator('#messages .msg', { hasText: late }).count(), 1, 'delivered once');
+
+  // The visitor closes the chat; the agent's reply shows as unread on the company's page.
+  await visitor.page.evaluate(() => window.Sotto('close'));
+  const reply = secret('Got it, nothing is lost');
+  await page.locator('#text').fill(reply);
+  await page.locator('#text').press('Enter');
+  await page.locator('#messages .msg.mine:not(.pending)', { hasText: reply }).waitFor();
+  await visitor.page.locator('#unread', { hasText: /^1$/ }).waitFor();
+  // Opening the chat shows the reply and clears the count.
+  await visitor.page.evaluate(() => window.Sotto('open'));
+  await frame.locator('#messages .msg:not(.mine)', { hasText: reply }).waitFor();
+  await visitor.page.locator('#unread', { hasText: /^0$/ }).waitFor();
+});
+
 test('typing and a system note (assign) reach the visitor, encrypted like messages', STEP, async () => {
   const frame = await chatFrame(visitor.page);
   const { page } = admin;
