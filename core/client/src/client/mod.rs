@@ -22,6 +22,8 @@ mod bodies;
 pub mod conversation;
 mod epochs;
 pub mod events;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod log;
 mod push;
 pub mod queue;

@@ -29,7 +29,7 @@ const TICK_MAX_MS: u64 = 30_000;
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-enum Frame {
+pub(super) enum Frame {
     Ready,
     Envelope {
         conversation_id: String,
@@ -158,9 +158,7 @@ impl<S: Store, T: Transport> Client<S, T> {
     }
 
     async fn handle_frame(&self, text: &str) -> Result<()> {
-        let frame: Frame =
-            serde_json::from_str(text).map_err(|_| Error::BadResponse("push frame"))?;
-        match frame {
+        match parse_frame(text)? {
             // Connecting already synced everything up to the subscription.
             Frame::Ready => Ok(()),
             Frame::Lagged => self.sync().await,
@@ -256,4 +254,9 @@ impl<S: Store, T: Transport> Client<S, T> {
             .await?;
         self.advance_cursor(conversation, cursor).await
     }
+}
+
+/// A push frame from its JSON text.
+pub(super) fn parse_frame(text: &str) -> Result<Frame> {
+    serde_json::from_str(text).map_err(|_| Error::BadResponse("push frame"))
 }
