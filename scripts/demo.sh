@@ -44,10 +44,9 @@ python3 -m http.server "$host_port" --bind 127.0.0.1 --directory "$dir/host" >/d
 host_pid=$!
 trap 'kill "$relay_pid" "$host_pid" 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
 
-for _ in $(seq 1 50); do
-  curl -sf "$relay/health" >/dev/null 2>&1 && break
-  sleep 0.2
-done
+# shellcheck source=scripts/lib/wait-for-url.sh
+. scripts/lib/wait-for-url.sh
+wait_for_url "$relay/health" || true
 
 for page in index demo; do
   sed -e "s|{{RELAY}}|$relay|g" -e "s|{{WIDGET_ID}}|$widget_id|g" -e "s|{{TEAM}}||g" \

@@ -52,10 +52,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-for _ in $(seq 1 100); do
-  curl -sf "$relay/health" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+# shellcheck source=scripts/lib/wait-for-url.sh
+. scripts/lib/wait-for-url.sh
+wait_for_url "$relay/health" || true
 if ! curl -sf "$relay/console/" >/dev/null; then
   echo "e2e: the relay at $relay does not serve the web root (see $log)" >&2
   exit 1

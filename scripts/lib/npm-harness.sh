@@ -66,14 +66,13 @@ npm_harness_start() {
     "$bin" serve --database "$db" >"$RELAY_LOG" 2>&1 &
   NPM_HARNESS_RELAY_PID=$!
   trap npm_harness_stop EXIT INT TERM
-  for _ in $(seq 1 100); do
-    curl -sf "$RELAY/health" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
-  for _ in $(seq 1 100); do
-    curl -sf "$OTHER_ORIGIN/npm-test/index.html" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
+  # shellcheck source=scripts/lib/wait-for-url.sh
+  . scripts/lib/wait-for-url.sh
+  wait_for_url "$RELAY/health" || true
+  if ! wait_for_url "$OTHER_ORIGIN/npm-test/index.html"; then
+    echo "npm harness: the second origin $OTHER_ORIGIN does not serve the test page" >&2
+    return 1
+  fi
   if ! curl -sf "$RELAY/npm-test/index.html" >/dev/null; then
     echo "npm harness: the relay at $RELAY does not serve the test page (see $RELAY_LOG)" >&2
     return 1
