@@ -53,13 +53,6 @@ impl<K, V> SortedMap<K, V> {
         self.entries.iter().map(|(k, v)| (k, v))
     }
 
-    /// The entries in key order, values mutable.
-    pub fn iter_mut(
-        &mut self,
-    ) -> impl DoubleEndedIterator<Item = (&K, &mut V)> + ExactSizeIterator {
-        self.entries.iter_mut().map(|(k, v)| (&*k, v))
-    }
-
     /// The keys in order.
     pub fn keys(&self) -> impl DoubleEndedIterator<Item = &K> + ExactSizeIterator {
         self.entries.iter().map(|(k, _)| k)
@@ -70,11 +63,6 @@ impl<K, V> SortedMap<K, V> {
         self.entries.iter().map(|(_, v)| v)
     }
 
-    /// The values in key order, mutable.
-    pub fn values_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut V> + ExactSizeIterator {
-        self.entries.iter_mut().map(|(_, v)| v)
-    }
-
     /// The entry with the smallest key.
     pub fn first_key_value(&self) -> Option<(&K, &V)> {
         self.entries.first().map(|(k, v)| (k, v))
@@ -83,15 +71,6 @@ impl<K, V> SortedMap<K, V> {
     /// The entry with the largest key.
     pub fn last_key_value(&self) -> Option<(&K, &V)> {
         self.entries.last().map(|(k, v)| (k, v))
-    }
-
-    /// Removes and returns the entry with the smallest key.
-    pub fn pop_first(&mut self) -> Option<(K, V)> {
-        if self.entries.is_empty() {
-            None
-        } else {
-            Some(self.entries.remove(0))
-        }
     }
 
     /// Removes and yields the `count` entries with the smallest keys (all of them if fewer).
@@ -275,7 +254,7 @@ mod tests {
                             *v = v.wrapping_add(1);
                         }
                     }
-                    Op::PopFirst => prop_assert_eq!(map.pop_first(), model.pop_first()),
+                    Op::PopFirst => prop_assert_eq!(map.drain_first(1).next(), model.pop_first()),
                     Op::DrainFirst(n) => {
                         let drained: Vec<_> = map.drain_first(usize::from(n)).collect();
                         let mut model_drained = Vec::new();

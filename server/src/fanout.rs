@@ -252,9 +252,7 @@ impl LocalFanout {
             capacity: capacity.max(1),
         }
     }
-}
 
-impl LocalFanout {
     /// Tells every connection on this node that it may have missed events (each gets
     /// `RecvError::Lagged` once and its client catches up from its cursor): for a node that
     /// lost its notifications from the other nodes for a while.

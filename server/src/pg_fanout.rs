@@ -157,23 +157,20 @@ async fn listen(state: AppState, mut listener: Listener, node: String, local: Lo
             _ = shutdown.wait_for(|stopped| *stopped) => return,
         };
         match received {
-            Ok(Some(notification)) => deliver(&state, &node, &local, notification.payload()).await,
-            lost => {
-                match lost {
-                    Err(e) => {
-                        tracing::warn!(error = %e, "notification listener failed; reconnecting")
-                    }
-                    _ => tracing::warn!("notification connection lost; reconnecting"),
-                }
-                // The pool holds one connection: the old listener gives it back first.
-                let pool = listener.pool.clone();
-                drop(listener);
-                listener = match relisten(&state, pool, &local).await {
-                    Some(fresh) => fresh,
-                    None => return,
-                };
+            Ok(Some(notification)) => {
+                deliver(&state, &node, &local, notification.payload()).await;
+                continue;
             }
+            Ok(None) => tracing::warn!("notification connection lost; reconnecting"),
+            Err(e) => tracing::warn!(error = %e, "notification listener failed; reconnecting"),
         }
+        // The pool holds one connection: the old listener gives it back first.
+        let pool = listener.pool.clone();
+        drop(listener);
+        listener = match relisten(&state, pool, &local).await {
+            Some(fresh) => fresh,
+            None => return,
+        };
     }
 }
 

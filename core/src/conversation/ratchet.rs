@@ -9,7 +9,6 @@
 //! copy of the state and commits only after the caller's decryption succeeded, so a forged or
 //! corrupted message cannot consume a counter or evict a kept key.
 
-use crate::sorted_map::SortedMap;
 use core::fmt;
 use core::ops::Range;
 
@@ -24,6 +23,7 @@ use crate::crypto::hkdf::Prk;
 use crate::crypto::secret::SecretBytes;
 use crate::device::DeviceId;
 use crate::error::{DecodeError, MessageError};
+use crate::sorted_map::SortedMap;
 use crate::{Error, Result};
 
 /// HKDF-Extract salt of a chain's initial key.

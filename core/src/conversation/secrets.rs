@@ -6,13 +6,12 @@
 //! cannot make the device take the secret back, so a compromise of the device later finds
 //! nothing that opens the old messages.
 
-use crate::sorted_map::SortedMap;
-
 use zeroize::Zeroizing;
 
 use crate::codec::{Reader, Writer};
 use crate::crypto::secret::SecretBytes;
 use crate::error::{DecodeError, EpochError};
+use crate::sorted_map::SortedMap;
 use crate::team::HistoryMode;
 use crate::{Error, Result};
 

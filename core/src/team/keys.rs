@@ -4,8 +4,6 @@
 //! so a device that opens a wrap can check the seed against the generation's public key in the
 //! chain and detect a wrong wrap.
 
-use crate::sorted_map::SortedMap;
-
 use super::ids::TeamId;
 use super::link::KeyWrap;
 use crate::Result;
@@ -16,6 +14,7 @@ use crate::crypto::secret::SecretBytes;
 use crate::device::{Device, DeviceRecord};
 use crate::error::ChainError;
 use crate::error::DecodeError;
+use crate::sorted_map::SortedMap;
 
 const WRAP_INFO_LABEL: &[u8] = b"sotto/v1/team-key-wrap\0";
 /// Most generations an imported keyring may hold.

@@ -1,7 +1,5 @@
 //! The verified state of a team, and the rules every client enforces when it applies a link.
 
-use crate::sorted_map::SortedMap;
-
 use super::generations::GenerationSet;
 use super::ids::{LinkHash, MemberId, TeamId};
 use super::keys::{self, TeamKeyring};
@@ -13,6 +11,7 @@ use crate::crypto::secret::SecretBytes;
 use crate::crypto::sign::{Signature, VerifyingKey};
 use crate::device::{Device, DeviceId, DeviceKind, DeviceRecord};
 use crate::error::ChainError;
+use crate::sorted_map::SortedMap;
 use crate::{Error, Result};
 
 /// A member as the chain defines it.

@@ -5,12 +5,12 @@
 //! and resuming an older chain would reuse message keys. A restored client instead opens a new
 //! epoch in each conversation before it sends again.
 
-use super::bodies;
 use serde::Deserialize;
 use sotto_core::device::DeviceId;
 
 use super::Client;
 use super::api::{b64, unhex};
+use super::bodies;
 use super::records::{self, ConvRecord};
 use crate::backup::{self, Backup, BackupEntry, OpenWith, SealTo};
 use crate::store::{EncryptedStore, Store};

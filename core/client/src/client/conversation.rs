@@ -4,7 +4,6 @@
 
 use core::fmt;
 
-use super::bodies;
 use serde::Deserialize;
 use sotto_core::codec::Reader;
 use sotto_core::conversation::attachment::{decrypt_attachment, encrypt_attachment};
@@ -16,6 +15,7 @@ use zeroize::Zeroizing;
 
 use super::Client;
 use super::api::{b64, unb64, unhex};
+use super::bodies;
 use super::events::Event;
 use super::records::{self, ConvRecord, Queued, StoredMessage};
 use super::team::TeamRef;

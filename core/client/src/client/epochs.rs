@@ -1,7 +1,6 @@
 //! Epochs: fetching and verifying a conversation's epoch records, opening their secrets, and
 //! choosing (or opening) the epoch to send in.
 
-use super::bodies;
 use serde::Deserialize;
 use sotto_core::EpochError;
 use sotto_core::conversation::epoch::epoch_expired;
@@ -13,6 +12,7 @@ use sotto_core::wire::WireObject;
 
 use super::Client;
 use super::api::{b64, unb64};
+use super::bodies;
 use super::conversation::conv_path;
 use super::events::{Event, Warning};
 use super::records::{self, ConvRecord};

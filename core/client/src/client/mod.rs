@@ -35,13 +35,13 @@ pub mod system;
 pub mod team;
 mod wake;
 
-use sotto_core::sorted_map::SortedMap;
 use std::sync::Arc;
 
 use futures_util::lock::Mutex;
 use sotto_core::conversation::ConversationId;
 use sotto_core::crypto::secret::SecretBytes;
 use sotto_core::device::{Device, DeviceId, DeviceKind};
+use sotto_core::sorted_map::SortedMap;
 use sotto_core::team::{TeamId, TeamKeyring, TeamState};
 use sotto_core::wire::WireObject;
 

@@ -7,12 +7,12 @@
 //! posted again; the copy stored first is recognised when it comes back in a listing, and
 //! receivers refuse the second copy as a duplicate, so each message shows exactly once.
 
-use super::bodies;
 use serde::Deserialize;
 use sotto_core::conversation::ConversationId;
 
 use super::Client;
 use super::api::b64;
+use super::bodies;
 use super::conversation::conv_path;
 use super::events::{Event, Warning};
 use super::records::{self, Queued};

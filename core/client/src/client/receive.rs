@@ -3,7 +3,6 @@
 //! receiver chain's version and that its cursor is new, so a message delivered twice (push and
 //! HTTP, or a retried post) is stored once; own messages are matched with the outbox.
 
-use super::bodies;
 use serde::Deserialize;
 use sotto_core::conversation::identity::IdentityAssertion;
 use sotto_core::conversation::{
@@ -17,6 +16,7 @@ use zeroize::Zeroizing;
 
 use super::Client;
 use super::api::{unb64, unhex};
+use super::bodies;
 use super::conversation::{Body, CAS_ATTEMPTS, IDENTITY_TAG, Message, conv_path, to_message};
 use super::events::{Event, Warning};
 use super::records::{self, ConvRecord, Queued, StoredMessage};

@@ -2,7 +2,6 @@
 //! one store transaction that checks the chain's version, so two concurrent sends never take
 //! the same counter (which would reuse a message key); ephemeral ones are posted directly.
 
-use super::bodies;
 use sotto_core::conversation::identity::IdentityAssertion;
 use sotto_core::conversation::{
     ChainId, ConversationId, MessageKind, SenderChain, Stream, seal_message,
@@ -12,6 +11,7 @@ use zeroize::Zeroizing;
 
 use super::Client;
 use super::api::b64;
+use super::bodies;
 use super::conversation::{CAS_ATTEMPTS, IDENTITY_TAG, Outgoing, conv_path};
 use super::records::{self, Queued, StoredMessage};
 use crate::store::{Expect, Store, Transaction};

@@ -5,12 +5,11 @@
 //! lost a race is rebuilt on the new head and retried. Every link the relay serves is verified
 //! from the pinned fingerprint before it changes anything here.
 
-use sotto_core::sorted_map::SortedMap;
 use std::fmt;
 
-use super::bodies;
 use serde::Deserialize;
 use sotto_core::device::{Device, DeviceId, DeviceKind, DeviceRecord};
+use sotto_core::sorted_map::SortedMap;
 use sotto_core::team::attestation::HeadAttestation;
 use sotto_core::team::{
     Change, Link, LinkHash, MemberId, Policy, Role, TeamId, TeamKeyring, TeamState,
@@ -18,6 +17,7 @@ use sotto_core::team::{
 use sotto_core::wire::WireObject;
 
 use super::api::{b64, unb64};
+use super::bodies;
 use super::events::{Event, TeamChange, Warning};
 use super::records::{self, TeamRecord};
 use super::{Client, TeamView, parse_hex};

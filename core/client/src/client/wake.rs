@@ -3,39 +3,42 @@
 //! retries its outbox at once instead of after its backoff, which may have grown to 30 seconds
 //! while it was offline.
 
-use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
-use futures_util::StreamExt;
-use futures_util::lock::Mutex;
+use core::future::poll_fn;
+use core::sync::atomic::{AtomicBool, Ordering};
+use core::task::Poll;
 
+use futures_util::task::AtomicWaker;
+
+/// One flag and the waker of the one task waiting on it (the push loop).
+#[derive(Default)]
 pub(crate) struct WakeSignal {
-    sender: UnboundedSender<()>,
-    receiver: Mutex<UnboundedReceiver<()>>,
-}
-
-impl Default for WakeSignal {
-    fn default() -> Self {
-        let (sender, receiver) = unbounded();
-        WakeSignal {
-            sender,
-            receiver: Mutex::new(receiver),
-        }
-    }
+    woken: AtomicBool,
+    waiter: AtomicWaker,
 }
 
 impl WakeSignal {
     /// Wakes the current or next [`WakeSignal::wait`].
     pub fn wake(&self) {
-        // The receiver lives as long as the sender (both are ours): this cannot fail.
-        let _ = self.sender.unbounded_send(());
+        self.woken.store(true, Ordering::Release);
+        self.waiter.wake();
     }
 
     /// Resolves at the next wake, or at once if one came since the last wait. Several wakes in
-    /// a row count as one.
+    /// a row count as one. One task waits at a time.
     pub async fn wait(&self) {
-        let mut receiver = self.receiver.lock().await;
-        if receiver.next().await.is_some() {
-            while receiver.try_recv().is_ok() {}
-        }
+        poll_fn(|cx| {
+            if self.woken.swap(false, Ordering::AcqRel) {
+                return Poll::Ready(());
+            }
+            self.waiter.register(cx.waker());
+            // A wake between the first check and the registration found no waker to wake.
+            if self.woken.swap(false, Ordering::AcqRel) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
     }
 }
 
