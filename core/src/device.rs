@@ -94,6 +94,9 @@ impl Decode for DeviceId {
 pub struct KeyAgreementRecord {
     /// The device whose key this is.
     pub device: DeviceId,
+    /// What the device is for. Signed here so that no copy of a record can be relabelled (a
+    /// visitor device passed off as a member device, or the reverse).
+    pub kind: DeviceKind,
     /// Incremented on every rotation; the highest generation is the current key.
     pub generation: u32,
     /// When the key was made, in seconds since the Unix epoch (as given by the caller).
@@ -107,12 +110,14 @@ pub struct KeyAgreementRecord {
 impl KeyAgreementRecord {
     fn signed_bytes(
         device: &DeviceId,
+        kind: DeviceKind,
         generation: u32,
         created_at: u64,
         key: &AgreementPublicKey,
     ) -> Vec<u8> {
-        let mut w = Writer::with_capacity(76);
+        let mut w = Writer::with_capacity(77);
         w.put(device);
+        w.u8(kind.to_byte());
         w.u32(generation);
         w.u64(created_at);
         w.array(key.as_bytes());
@@ -121,14 +126,16 @@ impl KeyAgreementRecord {
 
     fn sign(
         signing: &SigningKey,
+        kind: DeviceKind,
         generation: u32,
         created_at: u64,
         public_key: AgreementPublicKey,
     ) -> Self {
         let device = DeviceId::from_identity(&signing.verifying_key());
-        let msg = Self::signed_bytes(&device, generation, created_at, &public_key);
+        let msg = Self::signed_bytes(&device, kind, generation, created_at, &public_key);
         KeyAgreementRecord {
             device,
+            kind,
             generation,
             created_at,
             public_key,
@@ -143,6 +150,7 @@ impl KeyAgreementRecord {
         }
         let msg = Self::signed_bytes(
             &self.device,
+            self.kind,
             self.generation,
             self.created_at,
             &self.public_key,
@@ -154,6 +162,7 @@ impl KeyAgreementRecord {
 impl Encode for KeyAgreementRecord {
     fn encode(&self, w: &mut Writer) {
         w.put(&self.device);
+        w.u8(self.kind.to_byte());
         w.u32(self.generation);
         w.u64(self.created_at);
         w.array(self.public_key.as_bytes());
@@ -165,6 +174,7 @@ impl Decode for KeyAgreementRecord {
     fn decode(r: &mut Reader<'_>) -> Result<Self> {
         Ok(KeyAgreementRecord {
             device: r.get()?,
+            kind: DeviceKind::from_byte(r.u8()?)?,
             generation: r.u32()?,
             created_at: r.u64()?,
             public_key: AgreementPublicKey::from_bytes(r.array()?),
@@ -179,8 +189,9 @@ impl WireObject for KeyAgreementRecord {
 
 /// A device's public keys, as registered with the relay and named in team chains.
 ///
-/// Self-certifying: decoding checks that the key-agreement record is signed by the identity key,
-/// so a `DeviceRecord` value always holds a valid certification.
+/// Self-certifying: decoding checks that the key-agreement record is signed by the identity key
+/// and certifies the record's kind, so a `DeviceRecord` value always holds a valid certification
+/// of every field.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceRecord {
     kind: DeviceKind,
@@ -189,13 +200,16 @@ pub struct DeviceRecord {
 }
 
 impl DeviceRecord {
-    /// Builds a record, checking the certification.
+    /// Builds a record, checking the certification, including that it certifies `kind`.
     pub fn new(
         kind: DeviceKind,
         identity: VerifyingKey,
         key_agreement: KeyAgreementRecord,
     ) -> Result<Self> {
         key_agreement.verify(&identity)?;
+        if key_agreement.kind != kind {
+            return Err(Error::KeyRecordMismatch);
+        }
         Ok(DeviceRecord {
             kind,
             identity,
@@ -227,7 +241,7 @@ impl DeviceRecord {
     /// not signed by this device or is not newer than the current one.
     pub fn rotate_to(&mut self, record: KeyAgreementRecord) -> Result<()> {
         record.verify(&self.identity)?;
-        if record.generation <= self.key_agreement.generation {
+        if record.generation <= self.key_agreement.generation || record.kind != self.kind {
             return Err(Error::KeyRecordMismatch);
         }
         self.key_agreement = record;
@@ -281,8 +295,13 @@ impl Device {
         generation: u32,
         created_at: u64,
     ) -> Self {
-        let record =
-            KeyAgreementRecord::sign(&signing, generation, created_at, agreement.public_key());
+        let record = KeyAgreementRecord::sign(
+            &signing,
+            kind,
+            generation,
+            created_at,
+            agreement.public_key(),
+        );
         Device {
             kind,
             signing,
@@ -334,7 +353,13 @@ impl Device {
             .checked_add(1)
             .ok_or(Error::InvalidLength)?;
         let fresh = AgreementSecret::generate(rng);
-        self.record = KeyAgreementRecord::sign(&self.signing, generation, now, fresh.public_key());
+        self.record = KeyAgreementRecord::sign(
+            &self.signing,
+            self.kind,
+            generation,
+            now,
+            fresh.public_key(),
+        );
         let previous = core::mem::replace(&mut self.agreement, fresh);
         Ok((self.record.clone(), previous))
     }
@@ -422,6 +447,48 @@ mod tests {
             b.record().key_agreement().clone(),
         );
         assert_eq!(forged.unwrap_err(), Error::KeyRecordMismatch);
+    }
+
+    #[test]
+    fn a_relabelled_kind_is_refused() {
+        let mut rng = crate::test_rng(14);
+        let mut visitor = Device::generate(DeviceKind::Visitor, &mut rng, 1);
+        let record = visitor.record();
+        // The outer kind byte of a device record, or the one inside the signed key record.
+        let mut outer = record.to_wire();
+        outer[3] = DeviceKind::Member.to_byte();
+        assert_eq!(
+            DeviceRecord::from_wire(&outer).unwrap_err(),
+            Error::KeyRecordMismatch
+        );
+        let mut inner = record.key_agreement().clone();
+        inner.kind = DeviceKind::Member;
+        assert_eq!(
+            DeviceRecord::new(DeviceKind::Member, *record.identity(), inner.clone()).unwrap_err(),
+            Error::BadSignature
+        );
+        // A rotation cannot change the kind either.
+        let mut public = visitor.record();
+        let (mut next, _) = visitor.rotate_key_agreement(&mut rng, 2).unwrap();
+        public.clone().rotate_to(next.clone()).unwrap();
+        next.kind = DeviceKind::Member;
+        assert!(public.rotate_to(next).is_err());
+        let mut relabelled = visitor.record();
+        assert_eq!(
+            relabelled.rotate_to(
+                Device::from_keys(
+                    DeviceKind::Member,
+                    SigningKey::from_seed(&visitor.signing.to_seed()),
+                    AgreementSecret::generate(&mut rng),
+                    9,
+                    3,
+                )
+                .record()
+                .key_agreement()
+                .clone()
+            ),
+            Err(Error::KeyRecordMismatch)
+        );
     }
 
     #[test]

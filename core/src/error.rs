@@ -69,6 +69,8 @@ pub enum ChainError {
     BadAttestation,
     /// The newest head attestation is older than the team's freshness limit.
     StaleHead,
+    /// The integration key was revoked by the chain.
+    RevokedKey,
 }
 
 /// Why a conversation message was refused (DESIGN 4.4, G8).
@@ -201,6 +203,7 @@ impl Error {
                 ChainError::BadTeamKey => "chain_bad_team_key",
                 ChainError::BadAttestation => "chain_bad_attestation",
                 ChainError::StaleHead => "chain_stale_head",
+                ChainError::RevokedKey => "chain_revoked_key",
             },
             Error::Message(m) => match m {
                 MessageError::Duplicate => "message_duplicate",

@@ -12,7 +12,7 @@ use sotto_core::conversation::{EpochSecrets, HistoryGrant};
 use sotto_core::crypto::secret::SecretBytes;
 use sotto_core::crypto::sign::SigningKey;
 use sotto_core::device::{Device, DeviceKind};
-use sotto_core::team::attestation::HeadAttestation;
+use sotto_core::team::attestation::{HeadAttestation, MAX_CLOCK_SKEW_SECS};
 use sotto_core::team::{Change, HistoryMode, Policy, Role, TeamKeyring, TeamState};
 use sotto_core::wire::WireObject;
 
@@ -73,9 +73,21 @@ impl Visitor {
         conversation: Option<ConversationId>,
         epoch: u32,
     ) -> (EpochRecord, SecretBytes<32>) {
+        self.open_epoch_at(w, team, conversation, epoch, T0)
+    }
+
+    /// The same, by the visitor's clock at `now`.
+    fn open_epoch_at(
+        &self,
+        w: &mut World,
+        team: &TeamState,
+        conversation: Option<ConversationId>,
+        epoch: u32,
+        now: u64,
+    ) -> (EpochRecord, SecretBytes<32>) {
         let conversation = conversation.unwrap_or_else(|| ConversationId::random(&mut w.rng));
-        HeadAttestation::sign(team, &w.owner.device, T0)
-            .check_fresh(team, T0 + 60)
+        HeadAttestation::sign(team, &w.owner.device, now)
+            .check_fresh(team, now + 60)
             .unwrap();
         EpochRecord::open(
             &mut w.rng,
@@ -84,7 +96,7 @@ impl Visitor {
             conversation,
             epoch,
             vec![self.device.record()],
-            T0,
+            now,
         )
         .unwrap()
     }
@@ -198,6 +210,57 @@ fn a_later_agent_with_history_reads_old_epochs_and_a_viewer_cannot() {
 }
 
 #[test]
+fn a_viewer_added_later_reads_nothing_sent_before() {
+    let no_agent_history = Policy {
+        agents_read_history: false,
+        ..Policy::default()
+    };
+    let ephemeral = Policy {
+        history_mode: HistoryMode::Ephemeral,
+        ..Policy::default()
+    };
+    for (seed, policy, role) in [
+        (70, Policy::default(), Role::Viewer),
+        (71, Policy::default(), Role::Bot),
+        (72, no_agent_history, Role::Agent),
+        (73, ephemeral, Role::Admin),
+    ] {
+        let mut w = World::new(seed, policy);
+        let visitor = Visitor::new(&mut w.rng);
+        let team = w.verified();
+        let (record, secret) = visitor.open_epoch(&mut w, &team, None, 0);
+        let mut out = SenderChain::new(&secret, chain(&record, &visitor.device, MessageKind::Text));
+        let card = seal_message(
+            &mut out,
+            &visitor.device,
+            MessageKind::Text,
+            b"card 4242 4242 4242 4242",
+        )
+        .unwrap();
+        // The plain sequence: no rotation in between, the newcomer is simply added.
+        let newcomer = w.add(role);
+        assert_eq!(
+            record.secret_for_member(&newcomer.keyring).unwrap_err(),
+            Error::Epoch(EpochError::NoKey),
+            "{role:?}"
+        );
+        // Nothing it holds opens the message.
+        for g in newcomer.keyring.generations() {
+            let guess = newcomer.keyring.seed(g).unwrap().clone();
+            assert!(receive(&w.state, &record, &guess, &mut Vec::new(), &card).is_err());
+        }
+        // The visitor's next epoch, sealed to the new generation, it reads.
+        let now_team = w.verified();
+        let (next, next_secret) = visitor.open_epoch(&mut w, &now_team, None, 1);
+        assert!(
+            next.secret_for_member(&newcomer.keyring)
+                .unwrap()
+                .ct_eq(&next_secret)
+        );
+    }
+}
+
+#[test]
 fn a_removed_agent_reads_nothing_sent_after_its_removal() {
     let mut w = World::new(3, Policy::default());
     let mut agent = w.add(Role::Agent);
@@ -288,16 +351,26 @@ fn forks_and_rollbacks_are_detected() {
         Error::Epoch(EpochError::Fork)
     );
 
-    // The relay withholds the newest link from the visitor: a rollback, reported as a warning.
+    // The relay withholds the newest link from the visitor: a rollback, reported as a warning
+    // once the record is younger than that link by more than the clock skew devices may have.
     let behind = w.verified();
     w.owner_does(Change::SetPolicy {
         policy: Policy::default(),
     });
-    let (rolled_back, _) = visitor.open_epoch(&mut w, &behind, None, 0);
+    let late = T0 + MAX_CLOCK_SKEW_SECS + 1;
+    let (rolled_back, _) = visitor.open_epoch_at(&mut w, &behind, None, 0, late);
     assert_eq!(
         rolled_back.verify(&w.state, None, Freshness::Live).unwrap(),
         Some(EpochWarning::Rollback)
     );
+    // Opened in the same second as the link, or within the skew, it is honest.
+    for now in [T0, T0 + MAX_CLOCK_SKEW_SECS] {
+        let (same_time, _) = visitor.open_epoch_at(&mut w, &behind, None, 0, now);
+        assert_eq!(
+            same_time.verify(&w.state, None, Freshness::Live).unwrap(),
+            None
+        );
+    }
 
     // An epoch opened before the newer link was made is old, not rolled back: a member who
     // joins later reads it without a warning.

@@ -101,6 +101,12 @@ fn warning(w: &Warning) -> JsValue {
     match w {
         Warning::Fork { team } => object(&[("kind", "fork".into()), ("team", id(&team.0))]),
         Warning::Rollback { team } => object(&[("kind", "rollback".into()), ("team", id(&team.0))]),
+        Warning::BadKeyWrap { team, author, seq } => object(&[
+            ("kind", "badKeyWrap".into()),
+            ("team", id(&team.0)),
+            ("author", id(&author.0)),
+            ("seq", number(*seq)),
+        ]),
         Warning::Gap {
             conversation,
             sender,

@@ -57,6 +57,7 @@ export interface Message {
 export type SottoWarning =
   | { kind: "fork"; team: string }
   | { kind: "rollback"; team: string }
+  | { kind: "badKeyWrap"; team: string; author: string; seq: number }
   | { kind: "gap"; conversation: string; sender: string; missing: number }
   | { kind: "unverifiedIdentity"; conversation: string; device: string }
   | { kind: "undecryptable"; conversation: string; cursor: number; code: string }

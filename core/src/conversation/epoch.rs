@@ -13,6 +13,7 @@ use crate::crypto::secret::SecretBytes;
 use crate::crypto::sign::{Signature, SignatureContext};
 use crate::device::{Device, DeviceId, DeviceKind, DeviceRecord};
 use crate::error::EpochError;
+use crate::team::attestation::MAX_CLOCK_SKEW_SECS;
 use crate::team::policy::Policy;
 use crate::team::{HeadRelation, LinkHash, TeamId, TeamKeyring, TeamState};
 use crate::wire::{self, ObjectType, WireObject};
@@ -194,9 +195,15 @@ impl EpochRecord {
             HeadRelation::Behind if freshness == Freshness::History => None,
             // A record made while a newer link already existed was made on a stale chain (the
             // relay may have withheld links). One older than the links after its head, such as a
-            // visitor's epoch opened before a member joined, is merely old.
+            // visitor's epoch opened before a member joined, is merely old. Clocks of devices
+            // differ and times are whole seconds, so "older" allows the clock skew: an honest
+            // visitor opening an epoch in the same second as an invite raises no alarm.
             HeadRelation::Behind => match team.link_created_at(self.team_seq.saturating_add(1)) {
-                Some(next_link) if self.created_at < next_link => None,
+                Some(next_link)
+                    if self.created_at <= next_link.saturating_add(MAX_CLOCK_SKEW_SECS) =>
+                {
+                    None
+                }
                 _ => Some(EpochWarning::Rollback),
             },
             HeadRelation::Ahead => return Err(EpochError::ChainBehind.into()),
@@ -384,8 +391,8 @@ impl Decode for EpochRecord {
         let generation = r.u32()?;
         let author = r.get()?;
         let created_at = r.u64()?;
-        // A device record is 173 bytes.
-        let n = r.count_u16(MAX_VISITOR_DEVICES, 173)?;
+        // A device record is 174 bytes.
+        let n = r.count_u16(MAX_VISITOR_DEVICES, 174)?;
         let visitor_devices = (0..n)
             .map(|_| r.get())
             .collect::<Result<Vec<DeviceRecord>>>()?;

@@ -35,6 +35,8 @@ pub struct IdentityAssertion {
 pub enum AssertionProblem {
     /// The signing key is not an integration key of the team's chain.
     UnknownKey,
+    /// The signing key was an integration key, and the chain has revoked it.
+    RevokedKey,
     /// The assertion names another team or another device.
     WrongSubject,
     /// The assertion has expired.
@@ -89,6 +91,9 @@ impl IdentityAssertion {
             &self.signed_bytes(),
             &self.signature,
         )?;
+        if team.is_revoked_integration_key(&self.key) {
+            return Ok(Err(AssertionProblem::RevokedKey));
+        }
         if !team.integration_keys().iter().any(|(_, k)| *k == self.key) {
             return Ok(Err(AssertionProblem::UnknownKey));
         }

@@ -87,6 +87,12 @@ pub enum Change {
     },
     /// Deletes the team: clients wipe its keys, the relay its data; no link may follow.
     DeleteTeam,
+    /// Revokes an integration key (a leaked company backend key): from this link on it vouches
+    /// for no visitor and grants no history, and it can never be added again.
+    RevokeIntegrationKey {
+        /// The Ed25519 key revoked.
+        key: VerifyingKey,
+    },
 }
 
 /// A new team key generation: its public key (the secret travels in the link's wraps).
@@ -195,8 +201,8 @@ fn encode_devices(devices: &[DeviceRecord], w: &mut Writer) {
 }
 
 fn decode_devices(r: &mut Reader<'_>) -> Result<Vec<DeviceRecord>> {
-    // A device record is 1 + 32 + 140 bytes.
-    let n = r.count_u16(MAX_DEVICES_PER_LINK, 173)?;
+    // A device record is 1 + 32 + 141 bytes.
+    let n = r.count_u16(MAX_DEVICES_PER_LINK, 174)?;
     (0..n).map(|_| r.get()).collect()
 }
 
@@ -252,6 +258,10 @@ fn encode_change(change: &Change, w: &mut Writer) {
             w.array(key.as_bytes());
         }
         Change::DeleteTeam => w.u8(10),
+        Change::RevokeIntegrationKey { key } => {
+            w.u8(11);
+            w.array(key.as_bytes());
+        }
     }
 }
 
@@ -287,6 +297,9 @@ fn decode_change(r: &mut Reader<'_>) -> Result<Change> {
             key: VerifyingKey::from_bytes(&r.array()?)?,
         },
         10 => Change::DeleteTeam,
+        11 => Change::RevokeIntegrationKey {
+            key: VerifyingKey::from_bytes(&r.array()?)?,
+        },
         _ => return Err(DecodeError::UnknownTag.into()),
     })
 }

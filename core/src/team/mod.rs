@@ -5,7 +5,8 @@
 //! - [`state`]: the verified state and the rules each link must satisfy;
 //! - [`keys`]: team key generations sealed to devices;
 //! - [`attestation`]: signed, timed statements of the current head, for freshness;
-//! - [`role`] and [`policy`]: access levels and team settings.
+//! - [`role`] and [`policy`]: access levels and team settings;
+//! - [`rules`]: who may make which change.
 
 pub mod attestation;
 pub mod generations;
@@ -14,6 +15,7 @@ pub mod keys;
 pub mod link;
 pub mod policy;
 pub mod role;
+pub mod rules;
 pub mod state;
 
 pub use ids::{LinkHash, MemberId, TeamId};
@@ -21,4 +23,5 @@ pub use keys::TeamKeyring;
 pub use link::{Change, Link};
 pub use policy::{HistoryMode, Policy};
 pub use role::Role;
+pub use rules::permitted;
 pub use state::{FormerDevice, HeadRelation, TeamState};

@@ -6,13 +6,14 @@ use super::keys::{self, TeamKeyring};
 use super::link::{Change, KeyWrap, Link, MAX_DEVICES_PER_LINK, MAX_NAME_LEN, NewGeneration};
 use super::policy::Policy;
 use super::role::Role;
+use super::rules;
+use crate::Result;
 use crate::crypto::agreement::AgreementPublicKey;
 use crate::crypto::secret::SecretBytes;
 use crate::crypto::sign::{Signature, VerifyingKey};
 use crate::device::{Device, DeviceId, DeviceKind, DeviceRecord};
 use crate::error::ChainError;
 use crate::sorted_map::SortedMap;
-use crate::{Error, Result};
 
 /// A member as the chain defines it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +38,8 @@ pub struct TeamState {
     generations: Vec<AgreementPublicKey>,
     policy: Policy,
     integration_keys: Vec<(String, VerifyingKey)>,
+    /// Integration keys revoked by the chain: refused for assertions, never added again.
+    revoked_integration_keys: Vec<VerifyingKey>,
     deleted: bool,
     /// The hash of every verified link, by sequence number, to place heads named by peers.
     link_hashes: Vec<LinkHash>,
@@ -76,8 +79,27 @@ pub enum HeadRelation {
 
 /// What applying a change did, beyond the membership itself.
 struct ChangeEffect {
-    /// Someone lost read access (removal, revocation of a keyed device, downgrade to no read).
-    read_lost: bool,
+    /// The change needs a new key generation in the same link: someone lost read access
+    /// (removal, revocation of a keyed device, downgrade to no read), someone gained read access
+    /// without history access (a viewer or bot added, a billing member made a viewer: they
+    /// must not open what was sealed before they arrived), or it is a RotateKey.
+    rotation_required: bool,
+}
+
+/// The part of the state that a link's change touches, saved before applying a link so that
+/// a refused link leaves the state as it was. The per-link histories (hashes, times,
+/// generations) are only appended after every check passed, so they need no copy: applying a
+/// link costs the size of the team, not the length of the chain.
+struct Roster {
+    members: SortedMap<MemberId, Member>,
+    device_member: SortedMap<DeviceId, MemberId>,
+    held: SortedMap<DeviceId, GenerationSet>,
+    generations: usize,
+    policy: Policy,
+    integration_keys: Vec<(String, VerifyingKey)>,
+    revoked_integration_keys: Vec<VerifyingKey>,
+    deleted: bool,
+    former_devices: SortedMap<DeviceId, FormerDevice>,
 }
 
 impl TeamState {
@@ -109,6 +131,7 @@ impl TeamState {
             generations: Vec::new(),
             policy: policy.clone(),
             integration_keys: Vec::new(),
+            revoked_integration_keys: Vec::new(),
             deleted: false,
             link_hashes: vec![*fingerprint],
             link_times: vec![link.created_at],
@@ -157,18 +180,54 @@ impl TeamState {
         let (author_member, author_role, author_key) = self.author(&link.author)?;
         link.verify_signature(&author_key)?;
 
-        let mut next = self.clone();
-        let effect = next.apply_change(author_member, author_role, &link.change)?;
-        next.apply_rotation(link.rotation.as_ref(), &link.change, &effect)?;
-        next.check_wraps(&link.wraps)?;
-        next.seq = link.seq;
-        next.head = link.hash();
-        next.link_hashes.push(next.head);
-        next.link_times.push(link.created_at);
-        let current = next.current_generation().ok_or(ChainError::BadRotation)?;
-        next.generation_by_seq.push(current);
-        *self = next;
+        let saved = self.save_roster();
+        let applied = self.apply_verified(author_member, author_role, link);
+        if applied.is_err() {
+            self.restore_roster(saved);
+        }
+        applied
+    }
+
+    /// Applies a link whose place and signature are checked. May leave the roster half changed
+    /// on error (the caller restores it), but appends to the per-link histories only once every
+    /// rule passed.
+    fn apply_verified(&mut self, author: MemberId, author_role: Role, link: &Link) -> Result<()> {
+        let effect = self.apply_change(author, author_role, &link.change)?;
+        self.apply_rotation(link.rotation.as_ref(), author_role, &effect)?;
+        self.check_wraps(&link.wraps)?;
+        let current = self.current_generation().ok_or(ChainError::BadRotation)?;
+        self.seq = link.seq;
+        self.head = link.hash();
+        self.link_hashes.push(self.head);
+        self.link_times.push(link.created_at);
+        self.generation_by_seq.push(current);
         Ok(())
+    }
+
+    fn save_roster(&self) -> Roster {
+        Roster {
+            members: self.members.clone(),
+            device_member: self.device_member.clone(),
+            held: self.held.clone(),
+            generations: self.generations.len(),
+            policy: self.policy.clone(),
+            integration_keys: self.integration_keys.clone(),
+            revoked_integration_keys: self.revoked_integration_keys.clone(),
+            deleted: self.deleted,
+            former_devices: self.former_devices.clone(),
+        }
+    }
+
+    fn restore_roster(&mut self, saved: Roster) {
+        self.members = saved.members;
+        self.device_member = saved.device_member;
+        self.held = saved.held;
+        self.generations.truncate(saved.generations);
+        self.policy = saved.policy;
+        self.integration_keys = saved.integration_keys;
+        self.revoked_integration_keys = saved.revoked_integration_keys;
+        self.deleted = saved.deleted;
+        self.former_devices = saved.former_devices;
     }
 
     fn author(&self, device: &DeviceId) -> Result<(MemberId, Role, VerifyingKey)> {
@@ -242,22 +301,33 @@ impl TeamState {
         self.held.remove(device).is_some_and(|g| !g.is_empty())
     }
 
+    /// The current role of the member a change names, for the permission rules.
+    fn target_role(&self, change: &Change) -> Option<Role> {
+        match change {
+            Change::RemoveMember { member }
+            | Change::ChangeRole { member, .. }
+            | Change::AddDevice { member, .. }
+            | Change::RevokeDevice { member, .. } => self.members.get(member).map(|m| m.role),
+            _ => None,
+        }
+    }
+
+    /// Whether a member of `role` reads the current generation but not earlier ones.
+    fn reads_without_history(&self, role: Role) -> bool {
+        role.can_read() && !role.can_read_history(&self.policy)
+    }
+
     fn apply_change(
         &mut self,
         author: MemberId,
         author_role: Role,
         change: &Change,
     ) -> Result<ChangeEffect> {
-        let manage = author_role.can_manage_members();
-        let owner = author_role == Role::Owner;
-        let permit = |ok: bool| {
-            if ok {
-                Ok(())
-            } else {
-                Err(Error::Chain(ChainError::NotPermitted))
-            }
-        };
+        if !rules::permitted(&author, author_role, change, self.target_role(change)) {
+            return Err(ChainError::NotPermitted.into());
+        }
         let mut read_lost = false;
+        let mut reader_without_history = false;
         match change {
             Change::CreateTeam { .. } => return Err(ChainError::BadSequence.into()),
             Change::AddMember {
@@ -265,7 +335,7 @@ impl TeamState {
                 role,
                 devices,
             } => {
-                permit(manage && (*role != Role::Owner || owner))?;
+                reader_without_history = self.reads_without_history(*role);
                 self.insert_member(*member, *role, devices)?;
             }
             Change::RemoveMember { member } => {
@@ -273,7 +343,6 @@ impl TeamState {
                     .members
                     .get(member)
                     .ok_or(ChainError::MembershipConflict)?;
-                permit(manage && (target.role != Role::Owner || owner))?;
                 let devices: Vec<DeviceId> = target.devices.keys().copied().collect();
                 for d in &devices {
                     read_lost |= self.remove_device(d);
@@ -281,12 +350,13 @@ impl TeamState {
                 self.members.remove(member);
             }
             Change::ChangeRole { member, role } => {
+                let gains_read_without_history = self.reads_without_history(*role);
                 let target = self
                     .members
                     .get_mut(member)
                     .ok_or(ChainError::MembershipConflict)?;
-                permit(manage && ((target.role != Role::Owner && *role != Role::Owner) || owner))?;
                 read_lost = target.role.can_read() && !role.can_read();
+                reader_without_history = !target.role.can_read() && gains_read_without_history;
                 target.role = *role;
                 if *role != Role::Owner {
                     // Recovery devices exist only for owners.
@@ -302,40 +372,50 @@ impl TeamState {
                 }
             }
             Change::AddDevice { member, device } => {
-                permit(manage || author == *member)?;
+                // A new device of an existing reader gets only what its member already holds,
+                // so it needs no rotation.
                 if !self.members.contains_key(member) {
                     return Err(ChainError::MembershipConflict.into());
                 }
                 self.insert_device(*member, device)?;
             }
             Change::RevokeDevice { member, device } => {
-                permit(manage || author == *member)?;
                 if self.device_member.get(device) != Some(member) {
                     return Err(ChainError::MembershipConflict.into());
                 }
                 read_lost |= self.remove_device(device);
             }
-            Change::RotateKey => permit(author_role.can_read())?,
-            Change::SetPolicy { policy } => {
-                permit(manage)?;
-                self.policy = policy.clone();
-            }
+            Change::RotateKey => {}
+            Change::SetPolicy { policy } => self.policy = policy.clone(),
             Change::AddIntegrationKey { name, key } => {
-                permit(manage && name.len() <= MAX_NAME_LEN)?;
+                if name.len() > MAX_NAME_LEN {
+                    return Err(ChainError::NotPermitted.into());
+                }
+                if self.revoked_integration_keys.contains(key) {
+                    return Err(ChainError::RevokedKey.into());
+                }
                 if self.integration_keys.iter().any(|(_, k)| k == key) {
                     return Err(ChainError::MembershipConflict.into());
                 }
                 self.integration_keys.push((name.clone(), *key));
             }
-            Change::DeleteTeam => {
-                permit(owner)?;
-                self.deleted = true;
+            Change::RevokeIntegrationKey { key } => {
+                let at = self
+                    .integration_keys
+                    .iter()
+                    .position(|(_, k)| k == key)
+                    .ok_or(ChainError::MembershipConflict)?;
+                self.integration_keys.remove(at);
+                self.revoked_integration_keys.push(*key);
             }
+            Change::DeleteTeam => self.deleted = true,
         }
         if !self.deleted && !self.has_owner_device() {
             return Err(ChainError::LastOwner.into());
         }
-        Ok(ChangeEffect { read_lost })
+        Ok(ChangeEffect {
+            rotation_required: read_lost || reader_without_history || *change == Change::RotateKey,
+        })
     }
 
     fn has_owner_device(&self) -> bool {
@@ -347,20 +427,21 @@ impl TeamState {
     fn apply_rotation(
         &mut self,
         rotation: Option<&NewGeneration>,
-        change: &Change,
+        author_role: Role,
         effect: &ChangeEffect,
     ) -> Result<()> {
         match rotation {
             Some(g) => {
+                if !effect.rotation_required && !rules::may_rotate_unrequired(author_role) {
+                    return Err(ChainError::NotPermitted.into());
+                }
                 if self.deleted || u64::from(g.generation) != self.generations.len() as u64 {
                     return Err(ChainError::BadRotation.into());
                 }
                 self.generations.push(g.public_key);
                 Ok(())
             }
-            None if effect.read_lost || *change == Change::RotateKey => {
-                Err(ChainError::MissingRotation.into())
-            }
+            None if effect.rotation_required => Err(ChainError::MissingRotation.into()),
             None => Ok(()),
         }
     }
@@ -442,7 +523,10 @@ impl TeamState {
         let (author_member, author_role, _) = self.author(&author.id())?;
         let mut next = self.clone();
         let effect = next.apply_change(author_member, author_role, &change)?;
-        let rotate = rotate || effect.read_lost || change == Change::RotateKey;
+        if rotate && !effect.rotation_required && !rules::may_rotate_unrequired(author_role) {
+            return Err(ChainError::NotPermitted.into());
+        }
+        let rotate = rotate || effect.rotation_required;
         let rotation = if rotate {
             let seed = SecretBytes::<32>::random(rng);
             let generation =
@@ -516,6 +600,7 @@ impl TeamState {
             generations: vec![public_key],
             policy: policy.clone(),
             integration_keys: Vec::new(),
+            revoked_integration_keys: Vec::new(),
             deleted: false,
             link_hashes: Vec::new(),
             link_times: Vec::new(),
@@ -550,24 +635,32 @@ impl TeamState {
     /// Opens the wraps in `link` addressed to `device` into `keyring`. Call after
     /// [`TeamState::apply`] (or [`TeamState::from_genesis`]) accepted the link. If the link
     /// deleted the team or removed the device, the keyring is wiped instead.
-    pub fn absorb_keys(
-        &self,
-        link: &Link,
-        device: &Device,
-        keyring: &mut TeamKeyring,
-    ) -> Result<()> {
+    ///
+    /// Returns the generations whose wrap to this device did not open to the chain's key. No
+    /// one but the recipient can check a wrap, so a bad one (a faulty or malicious author) does
+    /// not make the link invalid: the device keeps everything else, goes on verifying the chain,
+    /// and reports the author so its managers can remove it and rotate.
+    #[must_use = "a refused wrap names an author to report"]
+    pub fn absorb_keys(&self, link: &Link, device: &Device, keyring: &mut TeamKeyring) -> Vec<u32> {
         if self.deleted || !self.device_member.contains_key(&device.id()) {
             keyring.wipe();
-            return Ok(());
+            return Vec::new();
         }
-        for wrap in link.wraps.iter().filter(|w| w.device == device.id()) {
-            let expected = self
-                .generations
-                .get(wrap.generation as usize)
-                .ok_or(ChainError::BadTeamKey)?;
-            keyring.open_wrap(&self.team, device, wrap, expected)?;
-        }
-        Ok(())
+        link.wraps
+            .iter()
+            .filter(|w| w.device == device.id())
+            .filter(|wrap| {
+                !self
+                    .generations
+                    .get(wrap.generation as usize)
+                    .is_some_and(|expected| {
+                        keyring
+                            .open_wrap(&self.team, device, wrap, expected)
+                            .is_ok()
+                    })
+            })
+            .map(|wrap| wrap.generation)
+            .collect()
     }
 
     /// The team id.
@@ -670,5 +763,10 @@ impl TeamState {
     /// The integration keys that may sign visitor identity assertions.
     pub fn integration_keys(&self) -> &[(String, VerifyingKey)] {
         &self.integration_keys
+    }
+
+    /// Whether the chain revoked this integration key.
+    pub fn is_revoked_integration_key(&self, key: &VerifyingKey) -> bool {
+        self.revoked_integration_keys.contains(key)
     }
 }

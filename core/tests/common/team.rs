@@ -64,9 +64,10 @@ impl Team {
     /// Applies a link someone proposed.
     pub fn accept(&mut self, link: &Link) {
         self.state.apply(link).unwrap();
-        self.state
-            .absorb_keys(link, &self.owner.device, &mut self.owner.keyring)
-            .unwrap();
+        let refused = self
+            .state
+            .absorb_keys(link, &self.owner.device, &mut self.owner.keyring);
+        assert!(refused.is_empty());
         self.links.push(link.clone());
     }
 
@@ -98,12 +99,11 @@ impl Team {
 /// addressed to `m`, and checks the client reaches the same state.
 pub fn catch_up(links: &[Link], expected: &TeamState, m: &mut Member) {
     let mut state = TeamState::from_genesis(&links[0], &links[0].hash()).unwrap();
-    state
-        .absorb_keys(&links[0], &m.device, &mut m.keyring)
-        .unwrap();
+    let mut refused = state.absorb_keys(&links[0], &m.device, &mut m.keyring);
     for link in &links[1..] {
         state.apply(link).unwrap();
-        state.absorb_keys(link, &m.device, &mut m.keyring).unwrap();
+        refused.extend(state.absorb_keys(link, &m.device, &mut m.keyring));
     }
+    assert!(refused.is_empty(), "refused wraps {refused:?}");
     assert_eq!(&state, expected);
 }

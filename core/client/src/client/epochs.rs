@@ -172,6 +172,27 @@ impl<S: Store, T: Transport> Client<S, T> {
         }
     }
 
+    /// Whether an epoch was sealed to a generation from before this member device could read
+    /// history: its role reads no history and the generation is older than every one it was
+    /// sent. Such messages are unreadable by design (a viewer added later), not a fault, so
+    /// they are skipped without a warning; a history reader missing a key still warns.
+    pub(crate) async fn sealed_before_my_access(
+        &self,
+        record: &ConvRecord,
+        epoch: &EpochRecord,
+    ) -> bool {
+        let teams = self.inner.teams.lock().await;
+        let Some(view) = teams.get(&record.team) else {
+            return false;
+        };
+        let no_history = view
+            .state
+            .member_of(&self.inner.device.id())
+            .is_some_and(|(_, role)| !role.can_read_history(view.state.policy()));
+        let first_held = view.keyring.generations().next();
+        no_history && first_held.is_some_and(|first| epoch.generation < first)
+    }
+
     /// The epoch secret: opened with this visitor device's key, or the team key it holds.
     pub(crate) async fn epoch_secret(
         &self,
@@ -213,8 +234,19 @@ impl<S: Store, T: Transport> Client<S, T> {
                 epochs = self.epochs(conversation).await?;
             }
             let latest = epochs.pop().ok_or(Error::BadResponse("no epoch record"))?;
-            if record.visitor && self.head_check_due(&record.team).await? {
-                self.check_fresh_head(&record.team).await?;
+            if record.visitor {
+                if self.head_check_due(&record.team).await? {
+                    self.check_fresh_head(&record.team).await?;
+                } else {
+                    // A reader added since (a viewer, a bot) holds only a generation newer than
+                    // the visitor's epoch: look for new links before sealing, so the visitor moves
+                    // to it rather than write what the team's newest readers cannot open.
+                    // Offline, the cached head is still within the freshness bound.
+                    match self.sync_team(&record.team).await {
+                        Err(e) if e.is_transient() => {}
+                        other => other?,
+                    }
+                }
             }
             let state = self.team_state(&record.team).await?;
             let counter = match self

@@ -143,6 +143,11 @@ pub enum TeamChange {
     },
     /// The team was deleted.
     Deleted,
+    /// An integration key was revoked.
+    IntegrationKeyRevoked {
+        /// The revoked Ed25519 key.
+        key: [u8; 32],
+    },
 }
 
 impl TeamChange {
@@ -172,6 +177,9 @@ impl TeamChange {
                 TeamChange::IntegrationKeyAdded { name: name.clone() }
             }
             Change::DeleteTeam => TeamChange::Deleted,
+            Change::RevokeIntegrationKey { key } => TeamChange::IntegrationKeyRevoked {
+                key: *key.as_bytes(),
+            },
         }
     }
 }
@@ -218,6 +226,18 @@ pub enum Warning {
         cursor: u64,
         /// The error code.
         code: &'static str,
+    },
+    /// A member device sealed this device a team key that does not match the chain (a faulty
+    /// or malicious author: no one else can check a wrap). The rest of the link is accepted;
+    /// this device cannot open what is sealed to those generations. Its managers should remove
+    /// the author, which rotates the key.
+    BadKeyWrap {
+        /// The team.
+        team: TeamId,
+        /// The device that made the link.
+        author: DeviceId,
+        /// The link's sequence number.
+        seq: u64,
     },
     /// The relay permanently refused a queued message; it was dropped from the queue.
     SendFailed {

@@ -74,6 +74,9 @@ pub fn describe_link(link: &Link) -> String {
             format!("{by} added the integration key \"{name}\"")
         }
         Change::DeleteTeam => format!("{by} deleted the team"),
+        Change::RevokeIntegrationKey { key } => {
+            format!("{by} revoked the integration key {}", short(key.as_bytes()))
+        }
     };
     match &link.rotation {
         Some(rotation) if !matches!(link.change, Change::CreateTeam { .. }) => {

@@ -369,6 +369,9 @@ impl<S: Store, T: Transport> Client<S, T> {
         let state = self.team_state(&record.team).await?;
         let key = sender_key(&state, &epoch, &header.sender, header.kind)?;
         let verified = parsed.verify(&key)?;
+        if !record.visitor && self.sealed_before_my_access(record, &epoch).await {
+            return Ok(Received::Skipped);
+        }
         let secret = self.epoch_secret(record, &epoch).await?;
         let chain_id =
             records::recv_chain_id(conversation, header.epoch, &header.sender, header.stream())?;

@@ -135,12 +135,13 @@ pub(crate) async fn load_teams<S: Store>(
                 None => {
                     let state = TeamState::from_genesis(&link, &record.fingerprint)?;
                     let mut keyring = TeamKeyring::new();
-                    state.absorb_keys(&link, device, &mut keyring)?;
+                    // A bad wrap was reported when the link first arrived.
+                    let _reported = state.absorb_keys(&link, device, &mut keyring);
                     view = Some(TeamView { state, keyring });
                 }
                 Some(v) => {
                     v.state.apply(&link)?;
-                    v.state.absorb_keys(&link, device, &mut v.keyring)?;
+                    let _reported = v.state.absorb_keys(&link, device, &mut v.keyring);
                 }
             }
         }
@@ -230,7 +231,8 @@ impl<S: Store, T: Transport> Client<S, T> {
             return Err(Error::Core(sotto_core::ChainError::WrongTeam.into()));
         }
         let mut keyring = TeamKeyring::new();
-        state.absorb_keys(&link, &inner.device, &mut keyring)?;
+        let refused = state.absorb_keys(&link, &inner.device, &mut keyring);
+        self.report_bad_wraps(&team.team, &link, &refused);
         let mut txn = Transaction::new();
         txn.put(
             records::team_id(&team.team)?,
@@ -383,6 +385,17 @@ impl<S: Store, T: Transport> Client<S, T> {
             },
         )
         .await
+    }
+
+    /// Revokes an integration key (for example after it leaked): from the new head on, it
+    /// vouches for no visitor and opens no history grant, and it cannot be added again.
+    pub async fn revoke_integration_key(
+        &self,
+        team: &TeamId,
+        key: sotto_core::crypto::sign::VerifyingKey,
+    ) -> Result<()> {
+        self.propose(team, Change::RevokeIntegrationKey { key })
+            .await
     }
 
     /// Rotates the team key.
@@ -546,7 +559,8 @@ impl<S: Store, T: Transport> Client<S, T> {
         let was_member = view.state.member_of(&me).is_some();
         let mut next = view.state.clone();
         next.apply(link)?;
-        next.absorb_keys(link, &self.inner.device, &mut view.keyring)?;
+        let refused = next.absorb_keys(link, &self.inner.device, &mut view.keyring);
+        self.report_bad_wraps(team, link, &refused);
         let mut txn = Transaction::new();
         txn.put(
             records::link_id(team, link.seq)?,
@@ -566,6 +580,17 @@ impl<S: Store, T: Transport> Client<S, T> {
             events.emit(Event::RemovedFromTeam { team: *team });
         }
         Ok(())
+    }
+
+    /// Raises a warning naming the author of a link whose wraps to this device were bad.
+    fn report_bad_wraps(&self, team: &TeamId, link: &Link, refused: &[u32]) {
+        if !refused.is_empty() {
+            self.inner.events.emit(Event::Warning(Warning::BadKeyWrap {
+                team: *team,
+                author: link.author,
+                seq: link.seq,
+            }));
+        }
     }
 
     /// Renews this device's head attestations that are due (see [`Client::run`]).

@@ -1,0 +1,145 @@
+//! Honest use raises no security warning. Joins, invites in the same second as a visitor's
+//! first message, readers without history arriving mid-conversation, rotations, a member's
+//! second device, reloads and several visitors, all interleaved against a real relay: every
+//! client's event stream must hold zero warnings, and everyone reads what they should.
+
+mod harness;
+
+use futures_util::FutureExt;
+use futures_util::StreamExt;
+use harness::{TestRelay, history_texts};
+use sotto_client::client::{Event, EventStream, Warning};
+use sotto_core::device::DeviceKind;
+use sotto_core::team::{Policy, Role};
+
+/// Every warning delivered so far on a stream.
+fn warnings(events: &mut EventStream) -> Vec<Warning> {
+    let mut out = Vec::new();
+    while let Some(Some(event)) = events.next().now_or_never() {
+        if let Event::Warning(w) = event {
+            out.push(w);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn honest_interleaved_use_raises_no_security_warning() {
+    let relay = TestRelay::start().await;
+    let (owner, _, _) = relay.register(DeviceKind::Member, true).await;
+    let mut streams = vec![("owner", owner.events())];
+    let team = owner.create_team(Policy::default()).await.unwrap();
+
+    // A visitor opens a conversation in the same second as an agent is invited.
+    let (agent, agent_store, _) = relay.register(DeviceKind::Member, false).await;
+    streams.push(("agent", agent.events()));
+    let (visitor, _, _) = relay.register(DeviceKind::Visitor, false).await;
+    streams.push(("visitor", visitor.events()));
+    let (conversation, agent_member) = tokio::join!(
+        async { visitor.open_conversation(team).await.unwrap() },
+        async {
+            owner
+                .invite_member(&team.team, &agent.device_id(), Role::Agent)
+                .await
+                .unwrap()
+        }
+    );
+    agent.join_team(team).await.unwrap();
+    visitor
+        .send_text(&conversation, "hello, my parcel is lost")
+        .await
+        .unwrap();
+    agent.sync().await.unwrap();
+    agent
+        .send_text(&conversation, "let me check that for you")
+        .await
+        .unwrap();
+
+    // A viewer arrives mid-conversation: it starts at a new generation, and the visitor's next
+    // message is sealed to it.
+    let (viewer, _, _) = relay.register(DeviceKind::Member, false).await;
+    streams.push(("viewer", viewer.events()));
+    owner
+        .invite_member(&team.team, &viewer.device_id(), Role::Viewer)
+        .await
+        .unwrap();
+    viewer.join_team(team).await.unwrap();
+    visitor.sync().await.unwrap();
+    visitor
+        .send_text(&conversation, "the tracking number is 77")
+        .await
+        .unwrap();
+    viewer.sync().await.unwrap();
+    assert_eq!(
+        history_texts(&viewer, &conversation).await,
+        ["the tracking number is 77"],
+        "a viewer reads from its arrival on, nothing before"
+    );
+
+    // A second device of the agent, approved by the agent itself; a scheduled rotation.
+    let (agent_phone, _, _) = relay.register(DeviceKind::Member, false).await;
+    streams.push(("agent phone", agent_phone.events()));
+    agent
+        .approve_device(&team.team, &agent_member, &agent_phone.device_id())
+        .await
+        .unwrap();
+    agent_phone.join_team(team).await.unwrap();
+    owner.rotate_team_key(&team.team).await.unwrap();
+
+    // A second visitor, and replies from every member device after syncing.
+    let (visitor2, _, _) = relay.register(DeviceKind::Visitor, false).await;
+    streams.push(("visitor 2", visitor2.events()));
+    let conversation2 = visitor2.open_conversation(team).await.unwrap();
+    visitor2
+        .send_text(&conversation2, "do you ship abroad?")
+        .await
+        .unwrap();
+    for member in [&owner, &agent, &agent_phone, &viewer] {
+        member.sync().await.unwrap();
+    }
+    agent_phone
+        .send_text(&conversation2, "we do, to 40 countries")
+        .await
+        .unwrap();
+    owner
+        .send_text(&conversation, "a new parcel leaves today")
+        .await
+        .unwrap();
+
+    // The agent's app restarts on the same store and catches up.
+    let agent_again = relay.reopen_with_key(&agent_store, agent.device_id()).await;
+    streams.push(("agent reopened", agent_again.events()));
+    agent_again.sync().await.unwrap();
+    visitor.sync().await.unwrap();
+    visitor2.sync().await.unwrap();
+
+    assert_eq!(
+        history_texts(&agent_again, &conversation).await,
+        [
+            "hello, my parcel is lost",
+            "let me check that for you",
+            "the tracking number is 77",
+            "a new parcel leaves today"
+        ]
+    );
+    assert_eq!(
+        history_texts(&agent_phone, &conversation2).await,
+        ["do you ship abroad?", "we do, to 40 countries"]
+    );
+    assert_eq!(
+        history_texts(&visitor, &conversation).await,
+        [
+            "hello, my parcel is lost",
+            "let me check that for you",
+            "the tracking number is 77",
+            "a new parcel leaves today"
+        ]
+    );
+    assert_eq!(
+        history_texts(&visitor2, &conversation2).await,
+        ["do you ship abroad?", "we do, to 40 countries"]
+    );
+    for (who, stream) in &mut streams {
+        assert_eq!(warnings(stream), Vec::<Warning>::new(), "{who}");
+    }
+}
