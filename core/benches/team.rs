@@ -1,6 +1,7 @@
 //! Team chain costs: verifying a 1,000-link chain from its fingerprint, and one key rotation in a
 //! team of 100 devices (proposing it: 100 HPKE wraps and a signature; applying it: the rules and
-//! a signature check).
+//! a signature check); a 10,000-link chain verified from the fingerprint against a client start
+//! that imports the stored verified state (PROTOCOL §6.9) instead.
 
 use std::time::Duration;
 
@@ -76,6 +77,57 @@ fn chain_verification(c: &mut Criterion) {
     g.finish();
 }
 
+/// A team of 100 devices whose chain grows to 10,000 links: policy changes, with a rotation every
+/// 50th link (each wrapping to all 100 devices).
+fn build_long() -> Vec<Link> {
+    let mut built = build(100, 100);
+    let mut n = built.links.len();
+    while n < 10_000 {
+        let change = if n.is_multiple_of(50) {
+            Change::RotateKey
+        } else {
+            Change::SetPolicy {
+                policy: Policy {
+                    epoch_max_messages: 1000 + (n % 7) as u32,
+                    ..Policy::default()
+                },
+            }
+        };
+        let link = built
+            .state
+            .propose(
+                &mut built.rng,
+                &built.owner,
+                &mut built.keyring,
+                change,
+                false,
+                T0,
+            )
+            .expect("propose");
+        built.state.apply(&link).expect("apply");
+        built.links.push(link);
+        n += 1;
+    }
+    built.links
+}
+
+fn long_chain_and_stored_state(c: &mut Criterion) {
+    let links = build_long();
+    let fingerprint = links[0].hash();
+    let verified = TeamState::verify_chain(&links, &fingerprint).expect("verifies");
+    let stored = verified.export();
+    eprintln!("stored state of 10,000 links: {} bytes", stored.len());
+    let mut g = c.benchmark_group("team_chain");
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    g.bench_function("verify_10000_links_100_devices", |b| {
+        b.iter(|| TeamState::verify_chain(&links, &fingerprint).expect("verifies"))
+    });
+    g.bench_function("start_from_stored_state_10000_links", |b| {
+        b.iter(|| TeamState::import(&stored).expect("imports"))
+    });
+    g.finish();
+}
+
 fn rotation(c: &mut Criterion) {
     let mut built = build(100, 100);
     let mut g = c.benchmark_group("team_rotation_100_devices");
@@ -116,5 +168,10 @@ fn rotation(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, chain_verification, rotation);
+criterion_group!(
+    benches,
+    chain_verification,
+    rotation,
+    long_chain_and_stored_state
+);
 criterion_main!(benches);

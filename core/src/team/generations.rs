@@ -6,6 +6,14 @@
 
 use core::ops::Range;
 
+use crate::Result;
+use crate::codec::{Reader, Writer};
+use crate::error::DecodeError;
+
+/// Most ranges a stored set may hold (a device holds one range per stretch of generations it
+/// was sent; no team makes more generations than this).
+const MAX_RANGES: usize = 1 << 20;
+
 /// A set of generation numbers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GenerationSet {
@@ -26,6 +34,31 @@ impl GenerationSet {
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()
+    }
+
+    /// Appends the set for a stored team state: a count, then each range's start and end.
+    pub(crate) fn encode(&self, w: &mut Writer) {
+        w.u32(self.ranges.len() as u32);
+        for r in &self.ranges {
+            w.u32(r.start);
+            w.u32(r.end);
+        }
+    }
+
+    /// Reads a set written by [`GenerationSet::encode`], from untrusted store bytes: ranges
+    /// must be non-empty, ordered, and neither overlap nor touch (the form `insert` keeps).
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let n = r.count_u32(MAX_RANGES, 8)?;
+        let mut ranges: Vec<Range<u32>> = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (start, end) = (r.u32()?, r.u32()?);
+            let after_previous = ranges.last().is_none_or(|p| p.end < start);
+            if start >= end || !after_previous {
+                return Err(DecodeError::InvalidValue.into());
+            }
+            ranges.push(start..end);
+        }
+        Ok(GenerationSet { ranges })
     }
 
     /// Adds `g`, merging adjacent ranges.

@@ -6,7 +6,8 @@
 //! - [`keys`]: team key generations sealed to devices;
 //! - [`attestation`]: signed, timed statements of the current head, for freshness;
 //! - [`role`] and [`policy`]: access levels and team settings;
-//! - [`rules`]: who may make which change.
+//! - [`rules`]: who may make which change;
+//! - [`snapshot`]: the verified state as a store record.
 
 pub mod attestation;
 pub mod generations;
@@ -16,6 +17,7 @@ pub mod link;
 pub mod policy;
 pub mod role;
 pub mod rules;
+pub mod snapshot;
 pub mod state;
 
 pub use ids::{LinkHash, MemberId, TeamId};

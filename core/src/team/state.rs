@@ -27,28 +27,28 @@ pub struct Member {
 /// The state of a team after verifying its chain up to `head`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TeamState {
-    team: TeamId,
-    fingerprint: LinkHash,
-    head: LinkHash,
-    seq: u64,
-    members: SortedMap<MemberId, Member>,
-    device_member: SortedMap<DeviceId, MemberId>,
+    pub(super) team: TeamId,
+    pub(super) fingerprint: LinkHash,
+    pub(super) head: LinkHash,
+    pub(super) seq: u64,
+    pub(super) members: SortedMap<MemberId, Member>,
+    pub(super) device_member: SortedMap<DeviceId, MemberId>,
     /// Which generations each device has been sent in the chain.
-    held: SortedMap<DeviceId, GenerationSet>,
-    generations: Vec<AgreementPublicKey>,
-    policy: Policy,
-    integration_keys: Vec<(String, VerifyingKey)>,
+    pub(super) held: SortedMap<DeviceId, GenerationSet>,
+    pub(super) generations: Vec<AgreementPublicKey>,
+    pub(super) policy: Policy,
+    pub(super) integration_keys: Vec<(String, VerifyingKey)>,
     /// Integration keys revoked by the chain: refused for assertions, never added again.
-    revoked_integration_keys: Vec<VerifyingKey>,
-    deleted: bool,
+    pub(super) revoked_integration_keys: Vec<VerifyingKey>,
+    pub(super) deleted: bool,
     /// The hash of every verified link, by sequence number, to place heads named by peers.
-    link_hashes: Vec<LinkHash>,
+    pub(super) link_hashes: Vec<LinkHash>,
     /// Each verified link's author-given creation time, by sequence number.
-    link_times: Vec<u64>,
+    pub(super) link_times: Vec<u64>,
     /// The current key generation after each link, by sequence number, to check history.
-    generation_by_seq: Vec<u32>,
+    pub(super) generation_by_seq: Vec<u32>,
     /// Devices since revoked or removed, to verify what they wrote while active.
-    former_devices: SortedMap<DeviceId, FormerDevice>,
+    pub(super) former_devices: SortedMap<DeviceId, FormerDevice>,
 }
 
 /// A device that was revoked or removed, as the chain left it.

@@ -28,6 +28,7 @@ pub fn store_records(data: &[u8]) {
     if let Ok(team) = TeamRecord::decode(data) {
         let again = TeamRecord::decode(&team.encode()).expect("an encoded team record decodes");
         assert_eq!(again.fingerprint, team.fingerprint);
+        assert_eq!(again.verified, team.verified);
     }
     if let Ok(conversation) = ConvRecord::decode(data) {
         let again = ConvRecord::decode(&conversation.encode()).expect("decodes");

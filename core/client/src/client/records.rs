@@ -156,17 +156,31 @@ impl Account {
     }
 }
 
-/// A team this client follows: the fingerprint it was pinned to.
+/// Longest stored verified team state (PROTOCOL §6.9) a team record may hold.
+const MAX_VERIFIED_STATE: usize = 64 << 20;
+/// Longest stored keyring (a 4-byte count and 36 bytes per generation).
+const MAX_STORED_KEYRING: usize = 6 + 36 * sotto_core::team::keys::MAX_HELD_GENERATIONS;
+
+/// A team this client follows: the fingerprint it was pinned to and, once it verified links,
+/// the verified state and this device's keyring at its head, so a start applies only the links
+/// stored after that head instead of replaying the chain.
 pub(crate) struct TeamRecord {
     pub fingerprint: LinkHash,
+    /// `TeamState::export` and `TeamKeyring::export` at the same head.
+    pub verified: Option<(Vec<u8>, Zeroizing<Vec<u8>>)>,
 }
 
 impl TeamRecord {
-    pub fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let mut w = Writer::new();
         w.u8(FORMAT);
         w.put(&self.fingerprint);
-        w.into_bytes()
+        // A record without the verified state (as written before it existed) ends here.
+        if let Some((state, keyring)) = &self.verified {
+            w.bytes_u32(state);
+            w.bytes_u32(keyring);
+        }
+        Zeroizing::new(w.into_bytes())
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self> {
@@ -175,8 +189,18 @@ impl TeamRecord {
             return Err(Error::Corrupt("unknown team record format"));
         }
         let fingerprint = r.get().map_err(corrupt)?;
+        let verified = if r.remaining() == 0 {
+            None
+        } else {
+            let state = r.bytes_u32(MAX_VERIFIED_STATE).map_err(corrupt)?.to_vec();
+            let keyring = r.bytes_u32(MAX_STORED_KEYRING).map_err(corrupt)?;
+            Some((state, Zeroizing::new(keyring.to_vec())))
+        };
         reader_finish(&r)?;
-        Ok(TeamRecord { fingerprint })
+        Ok(TeamRecord {
+            fingerprint,
+            verified,
+        })
     }
 }
 

@@ -128,9 +128,18 @@ pub(crate) async fn load_teams<S: Store>(
                 &Query::prefix(team.0.to_vec()),
             )
             .await?;
-        let mut view: Option<TeamView> = None;
+        // Start from the stored verified state when it is readable and of this team; else
+        // verify the chain from the fingerprint.
+        let mut view: Option<TeamView> = record.verified.as_ref().and_then(|(state, keyring)| {
+            let state = TeamState::import(state).ok()?;
+            let keyring = TeamKeyring::import(keyring).ok()?;
+            (state.fingerprint() == record.fingerprint).then_some(TeamView { state, keyring })
+        });
         for (_, link) in links {
             let link = Link::from_wire(&link.value)?;
+            if view.as_ref().is_some_and(|v| link.seq <= v.state.seq()) {
+                continue;
+            }
             match view.as_mut() {
                 None => {
                     let state = TeamState::from_genesis(&link, &record.fingerprint)?;
@@ -183,6 +192,7 @@ impl<S: Store, T: Transport> Client<S, T> {
             records::team_id(&team.team)?,
             &TeamRecord {
                 fingerprint: team.fingerprint,
+                verified: None,
             }
             .encode(),
             Expect::Absent,
@@ -238,6 +248,7 @@ impl<S: Store, T: Transport> Client<S, T> {
             records::team_id(&team.team)?,
             &TeamRecord {
                 fingerprint: team.fingerprint,
+                verified: None,
             }
             .encode(),
             Expect::Any,
@@ -436,6 +447,8 @@ impl<S: Store, T: Transport> Client<S, T> {
         self.accept_link(team, view, &link).await?;
         if view.state.is_deleted() {
             self.forget_team_data(team).await?;
+        } else {
+            self.save_verified(team, view).await?;
         }
         Ok(true)
     }
@@ -496,6 +509,9 @@ impl<S: Store, T: Transport> Client<S, T> {
                     view.keyring = keyring;
                     self.accept_link(team, view, &link).await?;
                     if !view.state.is_deleted() {
+                        self.save_verified(team, view).await?;
+                    }
+                    if !view.state.is_deleted() {
                         self.attest(view, true).await?;
                     }
                     return Ok(());
@@ -515,6 +531,7 @@ impl<S: Store, T: Transport> Client<S, T> {
         if view.state.is_deleted() {
             return Ok(());
         }
+        let start = view.state.seq();
         loop {
             let from = view.state.seq().saturating_add(1);
             let page: LinkPage = self
@@ -550,7 +567,23 @@ impl<S: Store, T: Transport> Client<S, T> {
                 break;
             }
         }
+        if view.state.seq() != start {
+            self.save_verified(team, view).await?;
+        }
         self.attest(view, false).await
+    }
+
+    /// Stores the verified state and keyring at the view's head (PROTOCOL §6.9), so the next
+    /// start applies only the links after it.
+    async fn save_verified(&self, team: &TeamId, view: &TeamView) -> Result<()> {
+        let record = TeamRecord {
+            fingerprint: view.state.fingerprint(),
+            verified: Some((view.state.export(), view.keyring.export())),
+        };
+        let mut txn = Transaction::new();
+        txn.put(records::team_id(team)?, &record.encode(), Expect::Any);
+        self.inner.store.commit(txn).await?;
+        Ok(())
     }
 
     /// Verifies and applies one link, collects its keys, stores it, and tells the application.
