@@ -224,6 +224,7 @@ pub async fn create(
     audit::record(
         &mut *tx,
         caller.tenant_id,
+        Some(team.team_ref),
         AuditEvent::ConversationCreated,
         Some(&caller.device),
         Some(&to_hex(&id)),
@@ -407,6 +408,7 @@ pub async fn delete(
     audit::record(
         &mut *tx,
         caller.tenant_id,
+        Some(conv.team.team_ref),
         AuditEvent::ConversationDeleted,
         Some(&caller.device),
         Some(&to_hex(&conv.id)),
