@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Runs the relay (plain HTTP; put a TLS-terminating reverse proxy in front of it).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Operator commands on tenants.
     Tenant {
         /// The tenant command.
@@ -167,8 +167,9 @@ pub struct LimitArgs {
     /// Most open TCP connections in total; more are closed at once.
     #[arg(long, env = "SOTTO_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
-    /// Most open TCP connections from one client address.
-    #[arg(long, env = "SOTTO_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 64)]
+    /// Most open TCP connections from one client address (not applied with
+    /// `--trust-forwarded-for`, where every connection comes from the proxy).
+    #[arg(long, env = "SOTTO_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 128)]
     pub max_connections_per_address: usize,
     /// Seconds a client has to send a request's headers, from the connection's start or the
     /// end of its previous response; a connection idle for longer is closed.
@@ -204,10 +205,18 @@ pub struct LimitArgs {
     #[arg(long, env = "SOTTO_VISITOR_BACKUP_MAX_BYTES", default_value_t = 256 * 1024)]
     pub visitor_backup_max_bytes: u64,
     /// Device registrations per hour allowed from one client address (bucket refill).
-    #[arg(long, env = "SOTTO_REGISTRATIONS_PER_ADDRESS_HOUR", default_value_t = 30)]
+    #[arg(
+        long,
+        env = "SOTTO_REGISTRATIONS_PER_ADDRESS_HOUR",
+        default_value_t = 30
+    )]
     pub registrations_per_address_hour: u32,
     /// Device registrations per hour allowed for one tenant.
-    #[arg(long, env = "SOTTO_REGISTRATIONS_PER_TENANT_HOUR", default_value_t = 3600)]
+    #[arg(
+        long,
+        env = "SOTTO_REGISTRATIONS_PER_TENANT_HOUR",
+        default_value_t = 3600
+    )]
     pub registrations_per_tenant_hour: u32,
     /// Delete visitor devices not authenticated for this many seconds (with their backups);
     /// 0 keeps them.
@@ -222,7 +231,7 @@ impl Default for LimitArgs {
     fn default() -> Self {
         LimitArgs {
             max_connections: 4096,
-            max_connections_per_address: 64,
+            max_connections_per_address: 128,
             header_read_timeout_secs: 10,
             request_timeout_secs: 60,
             ws_max_message_bytes: 4096,

@@ -173,7 +173,10 @@ fn exposition(metrics: &Metrics) -> Response {
 /// byte at a time from response times.
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
     let (ha, hb) = (crate::random::hash(a), crate::random::hash(b));
-    ha.iter().zip(hb.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    ha.iter()
+        .zip(hb.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// `GET /metrics` on the API listener. The counters describe every tenant's traffic, so they are
@@ -181,7 +184,12 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 /// must carry `Authorization: Bearer <token>` (401 otherwise).
 pub async fn handler(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let Some(expected) = state.settings.metrics_token.as_deref() else {
-        return crate::error::not_found_fallback().await.into_response();
+        return ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "not_found",
+            "metrics are not served on this listener",
+        )
+        .into_response();
     };
     let given = headers
         .get(header::AUTHORIZATION)
