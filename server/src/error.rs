@@ -109,7 +109,11 @@ impl ApiError {
     /// 429 `too_many_connections`: a cap on open WebSockets (per device, per address or in
     /// total) is reached; retry after closing one or later.
     pub fn too_many_connections(message: impl Into<Cow<'static, str>>) -> Self {
-        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_connections", message);
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_connections",
+            message,
+        );
         e.retry_after = Some(5);
         e
     }

@@ -140,7 +140,8 @@ pub async fn sweep_once(state: &AppState, now: i64) -> Result<SweepReport, sqlx:
 
     let limits = &s.limits;
     if limits.visitor_idle_secs > 0 {
-        let cutoff = now.saturating_sub(i64::try_from(limits.visitor_idle_secs).unwrap_or(i64::MAX));
+        let cutoff =
+            now.saturating_sub(i64::try_from(limits.visitor_idle_secs).unwrap_or(i64::MAX));
         let visitor = i64::from(DeviceKind::Visitor.to_byte());
         report.blobs += batched(
             state,

@@ -89,7 +89,10 @@ pub async fn handler(
         .sockets_per_device
         .acquire((caller.tenant_id, caller.device))
         .map_err(refused)?;
-    let address_slot = state.sockets_per_address.acquire(address).map_err(refused)?;
+    let address_slot = state
+        .sockets_per_address
+        .acquire(address)
+        .map_err(refused)?;
     let max = state.settings.limits.ws_max_message_bytes.max(128);
     Ok(upgrade
         .max_message_size(max)
