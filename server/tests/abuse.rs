@@ -96,7 +96,7 @@ impl Bench {
             format!("sqlite://{}", self.database)
         };
         let mut c = sqlx::AnyConnection::connect(&url).await.unwrap();
-        let n: i64 = sqlx::query("SELECT COALESCE(SUM(size), 0) AS n FROM blobs")
+        let n: i64 = sqlx::query("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS n FROM blobs")
             .fetch_one(&mut c)
             .await
             .unwrap()
@@ -556,23 +556,29 @@ async fn no_registration_oracles() {
     assert_eq!(answers[0], answers[1], "token failures must not differ");
 
     // The challenge costs the same for both (the registered one used to be stored, the other
-    // not): medians within a factor of 3.
-    let mut medians = Vec::new();
-    for c in [registered, &unregistered] {
-        let mut t = Vec::new();
-        for _ in 0..30 {
+    // not): medians within a factor of 4 (loose: both are about a millisecond on loopback and a
+    // shared machine is noisy; the bodies above are the exact check).
+    // Interleaved, so warm-up and background work affect both alike.
+    let mut times = [Vec::new(), Vec::new()];
+    for _ in 0..30 {
+        for (i, c) in [registered, &unregistered].into_iter().enumerate() {
             let s = Instant::now();
             c.challenge().await;
-            t.push(s.elapsed());
+            times[i].push(s.elapsed());
         }
-        t.sort();
-        medians.push(t[t.len() / 2]);
     }
+    let medians: Vec<Duration> = times
+        .iter_mut()
+        .map(|t| {
+            t.sort();
+            t[t.len() / 2]
+        })
+        .collect();
     println!(
         "challenge median: registered {:?}, unregistered {:?}",
         medians[0], medians[1]
     );
-    assert!(medians[0] < medians[1] * 3 && medians[1] < medians[0] * 3);
+    assert!(medians[0] < medians[1] * 4 && medians[1] < medians[0] * 4);
 
     // Someone else re-posts the visitor's public record a second after it registered.
     tokio::time::sleep(Duration::from_millis(1100)).await;

@@ -137,11 +137,13 @@ pub async fn upload(
     };
     let blob_id: [u8; 16] = random_for_request()?;
     let mut tx = state.db.begin_write().await?;
-    // Under the write transaction, so concurrent uploads on SQLite cannot both pass the check.
+    // Under the write transaction, so concurrent uploads on SQLite cannot both pass the check
+    // (on PostgreSQL two concurrent uploads may overshoot a quota by one blob). The cast: SUM of
+    // a BIGINT is NUMERIC in PostgreSQL.
     // A new backup replaces the device's previous ones: they do not count.
     let replaced = |k: i64| if kind == KIND_BACKUP { k } else { 0 };
     let device_used: i64 = sqlx::query(
-        "SELECT COALESCE(SUM(size), 0) AS n FROM blobs \
+        "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS n FROM blobs \
          WHERE tenant_id = $1 AND owner_device = $2 AND kind <> $3",
     )
     .bind(caller.tenant_id)
@@ -151,7 +153,7 @@ pub async fn upload(
     .await?
     .try_get("n")?;
     let tenant_used: i64 = sqlx::query(
-        "SELECT COALESCE(SUM(size), 0) AS n FROM blobs WHERE tenant_id = $1 \
+        "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS n FROM blobs WHERE tenant_id = $1 \
          AND NOT (owner_device = $2 AND kind = $3)",
     )
     .bind(caller.tenant_id)
