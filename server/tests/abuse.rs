@@ -349,6 +349,7 @@ async fn websocket_sockets_are_capped_and_idle_ones_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_is_timed_out_and_capped() {
     let bench = Bench::start(&[("SOTTO_HEADER_READ_TIMEOUT_SECS", "2")]).await;
+    let w = World::with_tenant(&bench.relay, bench.tenant()).await;
     let addr = bench.addr();
     let before = bench.rss_kib();
     let started = Instant::now();
@@ -369,6 +370,7 @@ async fn slowloris_is_timed_out_and_capped() {
         conns
     });
     let health = health_p99(&bench.relay.base, 100).await;
+    let round_trip = round_trip_p99(&w, 20).await;
     let mut conns = trickle.await.unwrap();
     let mut still_open = 0;
     for s in &mut conns {
@@ -379,13 +381,17 @@ async fn slowloris_is_timed_out_and_capped() {
     }
     let grown = bench.rss_kib().saturating_sub(before);
     println!(
-        "slowloris: {} connections, {still_open} open after 7 s; /health p99 {health:?}; relay RSS +{grown} KiB",
+        "slowloris: {} connections, {still_open} open after 7 s; /health p99 {health:?}; round trip p99 {round_trip:?}; relay RSS +{grown} KiB",
         conns.len()
     );
     assert_eq!(still_open, 0, "every slow connection is closed");
     assert!(
         health < Duration::from_millis(250),
         "/health p99 {health:?}"
+    );
+    assert!(
+        round_trip < Duration::from_millis(500),
+        "round trip p99 {round_trip:?}"
     );
 }
 
@@ -730,4 +736,54 @@ async fn metrics_are_not_public() {
             .unwrap()
             .contains("sotto_relay_http_requests_total")
     );
+}
+
+/// The sweeps: a visitor that has not authenticated for `--visitor-idle-secs` is deleted with
+/// its backup (its conversation stays readable), and audit entries older than
+/// `--audit-retention-secs` go; a recently seen visitor and recent entries stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_visitors_and_old_audit_entries_are_swept() {
+    let relay = TestRelay::start_with(|a| {
+        a.limits.visitor_idle_secs = 30 * 86_400;
+        a.limits.audit_retention_secs = 60 * 86_400;
+    })
+    .await;
+    let w = World::new(&relay, "acme").await;
+    w.visitor
+        .post(
+            "/v1/blobs",
+            json!({"kind": "backup", "data": b64(&[1u8; 1000])}),
+        )
+        .await
+        .expect(201);
+    let visitors = "kind = 2";
+    assert_eq!(relay.count("devices", visitors).await, 1);
+    let audit_before = relay.count("audit_log", "").await;
+    assert!(audit_before > 0);
+
+    // Ten days on: nothing is old enough.
+    let state = relay.relay().state();
+    let day = 86_400;
+    let r = sotto_relay::sweep::sweep_once(state, now() as i64 + 10 * day)
+        .await
+        .unwrap();
+    assert_eq!((r.devices, r.audit), (0, 0));
+
+    // Forty days on: the visitor is idle; 61 days on, the audit entries are old.
+    let r = sotto_relay::sweep::sweep_once(state, now() as i64 + 40 * day)
+        .await
+        .unwrap();
+    assert_eq!(r.devices, 1);
+    assert_eq!(relay.count("devices", visitors).await, 0);
+    assert_eq!(relay.count("blobs", "").await, 0, "its backup went with it");
+    assert_eq!(
+        relay.count("conversations", "").await,
+        1,
+        "its conversation stays for the team"
+    );
+    let r = sotto_relay::sweep::sweep_once(state, now() as i64 + 61 * day)
+        .await
+        .unwrap();
+    assert!(r.audit >= u64::try_from(audit_before).unwrap());
+    assert_eq!(relay.count("audit_log", "").await, 0);
 }
