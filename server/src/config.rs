@@ -45,6 +45,23 @@ pub enum TenantCommand {
         /// A name for operators (not shown to visitors).
         #[arg(long)]
         name: String,
+        /// A page origin allowed to frame the tenant's widget (`https://shop.example.com`);
+        /// repeat for several. None: the widget works only on the relay's own pages.
+        #[arg(long = "embed-origin")]
+        embed_origins: Vec<String>,
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Replaces the page origins allowed to frame a tenant's widget.
+    EmbedOrigins {
+        /// The tenant's widget id (hex).
+        #[arg(long)]
+        widget_id: String,
+        /// An allowed page origin (`https://shop.example.com`); repeat for several, none to
+        /// allow only the relay's own pages.
+        #[arg(long = "origin")]
+        origins: Vec<String>,
         /// The database.
         #[command(flatten)]
         database: DatabaseArgs,

@@ -13,3 +13,7 @@ CREATE INDEX devices_idle ON devices (kind, last_seen_at);
 
 -- Storage quotas sum blob sizes per device and per tenant.
 CREATE INDEX blobs_owner ON blobs (tenant_id, owner_device, kind, size);
+
+-- The page origins allowed to frame the tenant's widget (space-separated, normalized
+-- `scheme://host[:port]`); empty: only the relay's own pages.
+ALTER TABLE tenants ADD COLUMN embed_origins TEXT NOT NULL DEFAULT '';
