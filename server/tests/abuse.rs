@@ -787,3 +787,79 @@ async fn idle_visitors_and_old_audit_entries_are_swept() {
     assert!(r.audit >= u64::try_from(audit_before).unwrap());
     assert_eq!(relay.count("audit_log", "").await, 0);
 }
+
+/// Framing from a foreign origin: the widget frame page names, in `frame-ancestors`, only the
+/// relay's own pages and the origins its tenant allows, so a browser refuses to render it on any
+/// other site; the frame reads the same list from `GET /v1/widgets/{widget_id}` to check its
+/// parent. Before, every frame page said `frame-ancestors *`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn widget_frame_is_framed_only_by_allowed_origins() {
+    let files = TempDir::new();
+    std::fs::create_dir_all(files.path().join("widget")).unwrap();
+    std::fs::write(files.path().join("widget/frame.html"), "<p>frame</p>").unwrap();
+    let root = files.path().to_path_buf();
+    let relay = TestRelay::start_with(|a| a.web_root = Some(root)).await;
+    let shop = relay.tenant("shop").await;
+    let other = relay.tenant("other").await;
+    sotto_relay::tenant::set_embed_origins(
+        &relay.relay().state().db,
+        &shop.widget_id,
+        &["https://shop.example.com".to_owned()],
+    )
+    .await
+    .unwrap();
+    let csp = |w: &str| {
+        let url = format!("{}/widget/frame.html?w={w}", relay.base);
+        async move {
+            let r = http_client().get(url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let policy = csp(&shop.widget_id).await;
+    assert!(
+        policy.ends_with("frame-ancestors 'self' https://shop.example.com"),
+        "{policy}"
+    );
+    for w in [other.widget_id.as_str(), "00", "not-hex"] {
+        let policy = csp(w).await;
+        assert!(policy.ends_with("frame-ancestors 'self'"), "{w}: {policy}");
+    }
+    let info = send(
+        &http_client(),
+        reqwest::Method::GET,
+        &format!("{}/v1/widgets/{}", relay.base, shop.widget_id),
+        None,
+        None,
+    )
+    .await
+    .expect(200);
+    assert_eq!(info, json!({"embed_origins": ["https://shop.example.com"]}));
+    let unknown = send(
+        &http_client(),
+        reqwest::Method::GET,
+        &format!("{}/v1/widgets/{}", relay.base, "0".repeat(32)),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (unknown.status.as_u16(), unknown.code()),
+        (404, "not_found")
+    );
+    // What an operator types goes into a header: anything but a plain origin is refused.
+    for bad in ["*", "https://a.example.com; script-src *", "javascript:x"] {
+        assert!(
+            sotto_relay::tenant::set_embed_origins(
+                &relay.relay().state().db,
+                &shop.widget_id,
+                &[bad.to_owned()]
+            )
+            .await
+            .is_err()
+        );
+    }
+}

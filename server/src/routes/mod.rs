@@ -6,6 +6,7 @@ pub mod conversations;
 pub mod devices;
 pub mod envelopes;
 pub mod teams;
+pub mod widgets;
 
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/devices/me", get(devices::me))
         .route("/v1/devices/me/key-agreement", put(devices::rotate))
         .route("/v1/devices/{device_id}", get(devices::get))
+        .route("/v1/widgets/{widget_id}", get(widgets::get))
         .route("/v1/auth/challenge", post(auth::challenge))
         .route("/v1/auth/token", post(auth::token))
         .route("/v1/teams", get(teams::list).post(teams::create))
