@@ -35,6 +35,9 @@ if [[ ! -f "$dir/tenant.txt" ]]; then
 fi
 widget_id="$(sed -n 's/^widget_id: //p' "$dir/tenant.txt")"
 code="$(sed -n 's/^bootstrap_code: //p' "$dir/tenant.txt")"
+# The company page's origin may frame the widget (set each run: the port may change).
+"$bin" tenant embed-origins --widget-id "$widget_id" --origin "http://127.0.0.1:$host_port" \
+  --database "$db" >/dev/null
 
 SOTTO_LISTEN="127.0.0.1:$port" SOTTO_WEB_ROOT="$web_root" "$bin" serve --database "$db" &
 relay_pid=$!
@@ -65,7 +68,7 @@ Sotto demo is running (relay on SQLite at $db).
     their device id on the Team page.
   Company page:   $host?team=<team reference>
 
-Health: $relay/health   Metrics: $relay/metrics   API: $relay/openapi.json
+Health: $relay/health   API: $relay/openapi.json   (metrics: set SOTTO_METRICS_TOKEN)
 Press Ctrl-C to stop.
 INFO
 wait "$relay_pid"
