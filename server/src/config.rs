@@ -221,6 +221,16 @@ pub struct LimitArgs {
     /// Largest backup a visitor device may store, in bytes; 0 refuses visitor backups.
     #[arg(long, env = "SOTTO_VISITOR_BACKUP_MAX_BYTES", default_value_t = 256 * 1024)]
     pub visitor_backup_max_bytes: u64,
+    /// Stored envelopes one conversation may hold (retention frees room); 0: no limit.
+    #[arg(
+        long,
+        env = "SOTTO_QUOTA_CONVERSATION_ENVELOPES",
+        default_value_t = 20_000
+    )]
+    pub quota_conversation_envelopes: u64,
+    /// Conversations one visitor device may take part in; 0: no limit.
+    #[arg(long, env = "SOTTO_QUOTA_VISITOR_CONVERSATIONS", default_value_t = 20)]
+    pub quota_visitor_conversations: u64,
     /// Device registrations per hour allowed from one client address (bucket refill).
     #[arg(
         long,
@@ -259,6 +269,8 @@ impl Default for LimitArgs {
             quota_device_bytes: 64 * 1024 * 1024,
             quota_tenant_bytes: 4 * 1024 * 1024 * 1024,
             visitor_backup_max_bytes: 256 * 1024,
+            quota_conversation_envelopes: 20_000,
+            quota_visitor_conversations: 20,
             registrations_per_address_hour: 30,
             registrations_per_tenant_hour: 3600,
             visitor_idle_secs: 180 * 86_400,

@@ -863,3 +863,71 @@ async fn widget_frame_is_framed_only_by_allowed_origins() {
         );
     }
 }
+
+/// Message and conversation floods: a visitor's conversation holds at most
+/// `--quota-conversation-envelopes` stored messages (30 here) and a visitor device takes part
+/// in at most `--quota-visitor-conversations` conversations (3 here); beyond, 413
+/// `quota_exceeded`, and the team's own replies in other conversations still go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_and_conversation_floods_hit_quotas() {
+    let bench = Bench::start(&[
+        ("SOTTO_QUOTA_CONVERSATION_ENVELOPES", "30"),
+        ("SOTTO_QUOTA_VISITOR_CONVERSATIONS", "3"),
+    ])
+    .await;
+    let w = World::with_tenant(&bench.relay, bench.tenant()).await;
+    let conv = w.conversation.hex();
+    let mut chain = w.conversation.chain(&w.visitor.device, MessageKind::Text);
+    let mut stored = 0;
+    for i in 0..40 {
+        let m = seal(
+            &mut chain,
+            &w.visitor.device,
+            MessageKind::Text,
+            format!("flood {i}").as_bytes(),
+        );
+        let r = post_message(&w.visitor, &conv, &m).await;
+        if r.status == StatusCode::CREATED {
+            stored += 1;
+        } else {
+            assert_eq!((r.status.as_u16(), r.code()), (413, "quota_exceeded"));
+        }
+    }
+    assert_eq!(stored, 30);
+
+    let mut opened = 1;
+    for _ in 0..5 {
+        let mut rng = rng();
+        let id = sotto_core::conversation::ConversationId::random(&mut rng);
+        let (record, _) = sotto_core::conversation::epoch::EpochRecord::open(
+            &mut rng,
+            &w.visitor.device,
+            &w.team.state,
+            id,
+            0,
+            vec![w.visitor.device.record()],
+            now(),
+        )
+        .unwrap();
+        let r = w
+            .visitor
+            .post(
+                "/v1/conversations",
+                json!({"record": b64(&record.to_wire())}),
+            )
+            .await;
+        if r.status == StatusCode::CREATED {
+            opened += 1;
+        } else {
+            assert_eq!((r.status.as_u16(), r.code()), (413, "quota_exceeded"));
+        }
+    }
+    assert_eq!(opened, 3);
+
+    // Another visitor of the same tenant is not affected.
+    let other = visitor(&bench.relay, &w.tenant).await;
+    let fresh = open_conversation(&other, &w.team.state).await;
+    let mut c = fresh.chain(&other.device, MessageKind::Text);
+    let m = seal(&mut c, &other.device, MessageKind::Text, b"hello");
+    post_message(&other, &fresh.hex(), &m).await.expect(201);
+}
