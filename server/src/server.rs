@@ -201,7 +201,6 @@ pub async fn start_with_fanout(
             };
             let app = crate::metrics::router(Arc::clone(&state.metrics));
             let task = tokio::spawn(serve(l, app, limits, shutdown_rx.clone()));
-            tracing::info!(addr = %maddr, "metrics listening");
             Some((maddr, task))
         }
         None => None,
@@ -210,6 +209,10 @@ pub async fn start_with_fanout(
     let sweeper = tokio::spawn(sweep::run(state.clone()));
     let fanout_tasks = state.fanout.start(&state);
     tracing::info!(%addr, backend = ?state.db.backend(), "relay listening");
+    if let Some((maddr, _)) = &metrics_server {
+        // After the API's line: tools that wait for the first `addr=` get the API address.
+        tracing::info!(metrics_addr = %maddr, "metrics listening");
+    }
     Ok(Relay {
         addr,
         state,

@@ -736,6 +736,43 @@ async fn metrics_are_not_public() {
             .unwrap()
             .contains("sotto_relay_http_requests_total")
     );
+
+    // A separate listener serves /metrics without a token; the API listener does not at all.
+    let relay = TestRelay::start_with(|a| {
+        a.metrics_token = None;
+        a.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let api = http
+        .get(format!("{}/metrics", relay.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 404);
+    let addr = relay.relay().metrics_addr().unwrap();
+    let scraped = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scraped.status(), 200);
+    assert!(
+        scraped
+            .text()
+            .await
+            .unwrap()
+            .contains("sotto_relay_quota_refused_total")
+    );
+    let other = http
+        .get(format!("http://{addr}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        other.status(),
+        404,
+        "the metrics listener serves only /metrics"
+    );
 }
 
 /// The sweeps: a visitor that has not authenticated for `--visitor-idle-secs` is deleted with
