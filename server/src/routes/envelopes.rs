@@ -104,8 +104,9 @@ pub async fn post(
     // Envelopes are stored in cursor order and deleted oldest first, so the stored count is
     // the newest cursor minus the oldest stored one, plus one: one index lookup, no count.
     // Posts racing this check can pass it together; the overshoot is bounded by concurrency.
+    // No more can be stored than were ever posted: below the quota in cursors, no lookup.
     let quota = state.settings.limits.quota_conversation_envelopes;
-    if quota > 0 {
+    if quota > 0 && u64::try_from(conv.last_cursor).unwrap_or(0) >= quota {
         let oldest: Option<i64> =
             sqlx::query("SELECT MIN(cursor) AS m FROM envelopes WHERE conversation_ref = $1")
                 .bind(conv.conv_ref)
