@@ -186,7 +186,7 @@ pub struct LimitArgs {
     pub max_connections: usize,
     /// Most open TCP connections from one client address (not applied with
     /// `--trust-forwarded-for`, where every connection comes from the proxy).
-    #[arg(long, env = "SOTTO_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 128)]
+    #[arg(long, env = "SOTTO_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256)]
     pub max_connections_per_address: usize,
     /// Seconds a client has to send a request's headers, from the connection's start or the
     /// end of its previous response; a connection idle for longer is closed.
@@ -203,7 +203,7 @@ pub struct LimitArgs {
     #[arg(long, env = "SOTTO_WS_MAX_PER_DEVICE", default_value_t = 4)]
     pub ws_max_per_device: usize,
     /// Most WebSockets open at once per client address.
-    #[arg(long, env = "SOTTO_WS_MAX_PER_ADDRESS", default_value_t = 64)]
+    #[arg(long, env = "SOTTO_WS_MAX_PER_ADDRESS", default_value_t = 256)]
     pub ws_max_per_address: usize,
     /// Most WebSockets open at once in total.
     #[arg(long, env = "SOTTO_WS_MAX_TOTAL", default_value_t = 10_000)]
@@ -231,18 +231,19 @@ pub struct LimitArgs {
     /// Conversations one visitor device may take part in; 0: no limit.
     #[arg(long, env = "SOTTO_QUOTA_VISITOR_CONVERSATIONS", default_value_t = 20)]
     pub quota_visitor_conversations: u64,
-    /// Device registrations per hour allowed from one client address (bucket refill).
+    /// Visitor device registrations per hour allowed from one client address (bucket refill
+    /// and burst); 0 disables.
     #[arg(
         long,
         env = "SOTTO_REGISTRATIONS_PER_ADDRESS_HOUR",
-        default_value_t = 30
+        default_value_t = 200
     )]
     pub registrations_per_address_hour: u32,
-    /// Device registrations per hour allowed for one tenant.
+    /// Visitor device registrations per hour allowed for one tenant; 0 disables.
     #[arg(
         long,
         env = "SOTTO_REGISTRATIONS_PER_TENANT_HOUR",
-        default_value_t = 3600
+        default_value_t = 10_000
     )]
     pub registrations_per_tenant_hour: u32,
     /// Delete visitor devices not authenticated for this many seconds (with their backups);
@@ -258,12 +259,12 @@ impl Default for LimitArgs {
     fn default() -> Self {
         LimitArgs {
             max_connections: 4096,
-            max_connections_per_address: 128,
+            max_connections_per_address: 256,
             header_read_timeout_secs: 10,
             request_timeout_secs: 60,
             ws_max_message_bytes: 4096,
             ws_max_per_device: 4,
-            ws_max_per_address: 64,
+            ws_max_per_address: 256,
             ws_max_total: 10_000,
             ws_idle_timeout_secs: 90,
             quota_device_bytes: 64 * 1024 * 1024,
@@ -271,8 +272,8 @@ impl Default for LimitArgs {
             visitor_backup_max_bytes: 256 * 1024,
             quota_conversation_envelopes: 20_000,
             quota_visitor_conversations: 20,
-            registrations_per_address_hour: 30,
-            registrations_per_tenant_hour: 3600,
+            registrations_per_address_hour: 200,
+            registrations_per_tenant_hour: 10_000,
             visitor_idle_secs: 180 * 86_400,
             audit_retention_secs: 365 * 86_400,
         }

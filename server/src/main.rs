@@ -69,7 +69,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             let (t, origins) = created.map_err(|e| e.to_string())?;
             println!("widget_id: {}", t.widget_id);
             println!("bootstrap_code: {}", t.bootstrap_code);
-            println!("embed_origins: {}", origins.join(" "));
+            // Only when set: scripts read this output as `name: value` lines.
+            if !origins.is_empty() {
+                println!("embed_origins: {}", origins.join(" "));
+            }
             Ok(())
         }
         Command::Tenant {

@@ -46,10 +46,10 @@ impl Bench {
         };
         // The relay's own defaults for what `Process` relaxes, then the test's settings.
         let mut all = vec![
-            ("SOTTO_MAX_CONNECTIONS_PER_ADDRESS", "128"),
-            ("SOTTO_WS_MAX_PER_ADDRESS", "64"),
-            ("SOTTO_REGISTRATIONS_PER_ADDRESS_HOUR", "30"),
-            ("SOTTO_REGISTRATIONS_PER_TENANT_HOUR", "3600"),
+            ("SOTTO_MAX_CONNECTIONS_PER_ADDRESS", "256"),
+            ("SOTTO_WS_MAX_PER_ADDRESS", "256"),
+            ("SOTTO_REGISTRATIONS_PER_ADDRESS_HOUR", "200"),
+            ("SOTTO_REGISTRATIONS_PER_TENANT_HOUR", "10000"),
         ];
         all.extend_from_slice(env);
         let relay = Process::start_with_env(
@@ -344,8 +344,8 @@ async fn websocket_sockets_are_capped_and_idle_ones_closed() {
 
 /// Slowloris: 300 connections from 127.0.0.2 each send part of a request's headers, then a
 /// header line every half second. Before the limits none was ever closed (no header-read
-/// timeout, no cap). Now the per-address cap (128, the default) closes the rest at once and the
-/// header-read timeout (2 s here) the 128; `/health` from 127.0.0.1 keeps its p99.
+/// timeout, no cap). Now the per-address cap (256, the default) closes the rest at once and the
+/// header-read timeout (2 s here) the 256; `/health` from 127.0.0.1 keeps its p99.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_is_timed_out_and_capped() {
     let bench = Bench::start(&[("SOTTO_HEADER_READ_TIMEOUT_SECS", "2")]).await;

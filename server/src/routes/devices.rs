@@ -73,8 +73,9 @@ fn info(record: &DeviceRecord, registered_at: i64) -> DeviceInfo {
 /// registered. 409 when another record holds the id (only the holder of the identity key can
 /// make one).
 ///
-/// Registrations are throttled per client address and per tenant (429
-/// `registration_throttled`), since a registration is free and each one is a stored row.
+/// Visitor registrations are throttled per client address and per tenant (429
+/// `registration_throttled`): anyone with the public widget id can make one, for free, and each
+/// is a stored row. (Member devices are few and useless until a team's chain names them.)
 pub async fn register(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
@@ -102,14 +103,16 @@ pub async fn register(
         state.metrics.quota_refused();
         ApiError::registration_throttled(wait)
     };
-    state
-        .registrations_per_address
-        .check(&address)
-        .map_err(throttled)?;
-    state
-        .registrations_per_tenant
-        .check(&tenant.id)
-        .map_err(throttled)?;
+    if record.kind() == DeviceKind::Visitor {
+        state
+            .registrations_per_address
+            .check(&address)
+            .map_err(throttled)?;
+        state
+            .registrations_per_tenant
+            .check(&tenant.id)
+            .map_err(throttled)?;
+    }
     let id = record.id();
     let now = now();
 
