@@ -352,16 +352,23 @@ pub async fn token(
         tracing::error!("stored device record does not decode");
         ApiError::internal()
     })?;
-    let message = auth_message(
-        &challenge,
-        &device,
-        &tenant.widget_id,
-        &state.settings.origin,
-    );
-    record
-        .identity()
-        .verify(SignatureContext::RelayAuth, &message, &signature)
-        .map_err(|_| failed())?;
+    // A device signs the origin it reached: the API's, or the console listener's.
+    let signed_for = |origin: &str| {
+        let message = auth_message(&challenge, &device, &tenant.widget_id, origin);
+        record
+            .identity()
+            .verify(SignatureContext::RelayAuth, &message, &signature)
+            .is_ok()
+    };
+    if !(signed_for(&state.settings.origin)
+        || state
+            .settings
+            .console_origin
+            .as_deref()
+            .is_some_and(signed_for))
+    {
+        return Err(failed());
+    }
 
     let token: [u8; 32] = random_for_request()?;
     let token_expires = now.saturating_add(state.settings.token_ttl_secs);

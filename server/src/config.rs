@@ -171,6 +171,16 @@ pub struct ServeArgs {
     /// `--metrics-token`, and otherwise not at all.
     #[arg(long, env = "SOTTO_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Address of a separate listener for the agent console (for example `127.0.0.1:8082`):
+    /// it serves the API and the web root's `console/`, but not `widget/`, and the main
+    /// listener then serves `widget/` but not `console/`. The two are different origins, so a
+    /// bug in the frameable widget can never reach the console's storage and the agents' keys.
+    #[arg(long, env = "SOTTO_CONSOLE_LISTEN")]
+    pub console_listen: Option<SocketAddr>,
+    /// The console listener's public origin, which its devices sign when they authenticate.
+    /// Default: `http://` and its bound address.
+    #[arg(long, env = "SOTTO_CONSOLE_PUBLIC_ORIGIN")]
+    pub console_public_origin: Option<String>,
     /// A secret that `GET /metrics` on the API listener requires as `Authorization: Bearer
     /// <token>`. Not set: the API listener does not serve `/metrics`.
     #[arg(long, env = "SOTTO_METRICS_TOKEN")]
@@ -310,6 +320,8 @@ impl ServeArgs {
             limits: LimitArgs::default(),
             metrics_listen: None,
             metrics_token: None,
+            console_listen: None,
+            console_public_origin: None,
         }
     }
 }

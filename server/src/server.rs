@@ -57,6 +57,7 @@ pub struct Relay {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     metrics_server: Option<(SocketAddr, JoinHandle<std::io::Result<()>>)>,
+    console_server: Option<(SocketAddr, JoinHandle<std::io::Result<()>>)>,
     sweeper: JoinHandle<()>,
     envelope_writer: JoinHandle<()>,
     fanout_tasks: Vec<JoinHandle<()>>,
@@ -71,6 +72,11 @@ impl Relay {
     /// The bound address of the separate metrics listener, if `--metrics-listen` was given.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_server.as_ref().map(|(a, _)| *a)
+    }
+
+    /// The bound address of the console listener, if `--console-listen` was given.
+    pub fn console_addr(&self) -> Option<SocketAddr> {
+        self.console_server.as_ref().map(|(a, _)| *a)
     }
 
     /// The origin devices sign when they authenticate.
@@ -91,8 +97,8 @@ impl Relay {
             .server
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        if let Some((_, m)) = self.metrics_server {
-            let _ = m.await;
+        for (_, task) in self.metrics_server.into_iter().chain(self.console_server) {
+            let _ = task.await;
         }
         let _ = self.sweeper.await;
         // Every request has been answered: the envelope writer is idle.
@@ -136,6 +142,19 @@ pub async fn start_with_fanout(
         .await
         .map_err(StartError::Bind)?;
     let addr = listener.local_addr().map_err(StartError::Bind)?;
+    let console_listener = match args.console_listen {
+        Some(a) => Some(TcpListener::bind(a).await.map_err(StartError::Bind)?),
+        None => None,
+    };
+    let console_addr = match &console_listener {
+        Some(l) => Some(l.local_addr().map_err(StartError::Bind)?),
+        None => None,
+    };
+    let console_origin = console_addr.map(|a| {
+        args.console_public_origin
+            .clone()
+            .unwrap_or_else(|| format!("http://{a}"))
+    });
     let metrics_listener = match args.metrics_listen {
         Some(a) => Some(TcpListener::bind(a).await.map_err(StartError::Bind)?),
         None => None,
@@ -149,7 +168,7 @@ pub async fn start_with_fanout(
     let state = AppState {
         db,
         envelopes,
-        settings: Arc::new(Settings::from_args(args, origin)),
+        settings: Arc::new(Settings::from_args(args, origin, console_origin)),
         teams: Arc::new(Teams::default()),
         tokens: Arc::new(TokenCache::default()),
         fanout,
@@ -205,10 +224,25 @@ pub async fn start_with_fanout(
         }
         None => None,
     };
+    let console_server = match console_listener {
+        Some(l) => {
+            let app = app.clone().layer(axum::Extension(Listener::Console));
+            Some(tokio::spawn(serve(
+                l,
+                app,
+                conn_limits.clone(),
+                shutdown_rx.clone(),
+            )))
+        }
+        None => None,
+    };
     let server = tokio::spawn(serve(listener, app, conn_limits, shutdown_rx));
     let sweeper = tokio::spawn(sweep::run(state.clone()));
     let fanout_tasks = state.fanout.start(&state);
     tracing::info!(%addr, backend = ?state.db.backend(), "relay listening");
+    if let Some(caddr) = console_addr {
+        tracing::info!(console_addr = %caddr, "console listening");
+    }
     if let Some((maddr, _)) = &metrics_server {
         // After the API's line: tools that wait for the first `addr=` get the API address.
         tracing::info!(metrics_addr = %maddr, "metrics listening");
@@ -219,10 +253,19 @@ pub async fn start_with_fanout(
         shutdown,
         server,
         metrics_server,
+        console_server: console_addr.zip(console_server),
         sweeper,
         envelope_writer,
         fanout_tasks,
     })
+}
+
+/// Which listener a request came in on, when the console has its own (`--console-listen`);
+/// requests on the main listener carry none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// The console listener: serves `console/`, not `widget/`.
+    Console,
 }
 
 /// A rate of `n` per hour in tokens per second (0 disables, as for the other limits).

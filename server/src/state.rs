@@ -21,6 +21,9 @@ use crate::teams::Teams;
 pub struct Settings {
     /// The public origin devices sign in the authentication challenge.
     pub origin: String,
+    /// The console listener's public origin, if the console has its own (`--console-listen`):
+    /// devices that reach the relay there sign it instead.
+    pub console_origin: Option<String>,
     /// Largest JSON body, except blob uploads.
     pub max_body_bytes: usize,
     /// Largest blob after decoding.
@@ -51,10 +54,11 @@ pub struct Settings {
 
 impl Settings {
     /// Settings from the command line, with the origin the relay is reachable at.
-    pub fn from_args(args: &ServeArgs, origin: String) -> Self {
+    pub fn from_args(args: &ServeArgs, origin: String, console_origin: Option<String>) -> Self {
         let secs = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         Settings {
             origin,
+            console_origin,
             max_body_bytes: args.max_body_bytes,
             max_blob_bytes: args.max_blob_bytes,
             token_ttl_secs: secs(args.token_ttl_secs.max(1)),

@@ -21,6 +21,8 @@ const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Pages that may be framed by the tenant's own sites: the widget's iframe.
 const FRAMEABLE_PREFIX: &str = "widget/";
+/// The agent console, served only on the console listener when there is one.
+const CONSOLE_PREFIX: &str = "console/";
 
 /// The fallback handler: a file under the web root, or the API's 404.
 pub async fn serve(State(state): State<AppState>, req: Request) -> Response {
@@ -33,6 +35,18 @@ pub async fn serve(State(state): State<AppState>, req: Request) -> Response {
     let Some((relative, path)) = resolve(root, req.uri().path()) else {
         return error::not_found_fallback().await.into_response();
     };
+    // With a console listener, the widget and the console never share an origin.
+    if state.settings.console_origin.is_some() {
+        let on_console = req.extensions().get::<crate::server::Listener>().is_some();
+        let other_side = if on_console {
+            relative.starts_with(FRAMEABLE_PREFIX)
+        } else {
+            relative.starts_with(CONSOLE_PREFIX)
+        };
+        if other_side {
+            return error::not_found_fallback().await.into_response();
+        }
+    }
     let Some(content_type) = content_type(&path) else {
         return error::not_found_fallback().await.into_response();
     };

@@ -968,3 +968,59 @@ async fn message_and_conversation_floods_hit_quotas() {
     let m = seal(&mut c, &other.device, MessageKind::Text, b"hello");
     post_message(&other, &fresh.hex(), &m).await.expect(201);
 }
+
+/// With `--console-listen`, the agent console and the widget frame never share an origin: the
+/// main listener serves `widget/` and not `console/`, the console listener the reverse, and a
+/// device on the console's origin authenticates by signing that origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_has_its_own_origin() {
+    let files = TempDir::new();
+    for dir in ["widget", "console"] {
+        std::fs::create_dir_all(files.path().join(dir)).unwrap();
+    }
+    std::fs::write(files.path().join("widget/frame.html"), "<p>frame</p>").unwrap();
+    std::fs::write(files.path().join("console/index.html"), "<p>console</p>").unwrap();
+    let root = files.path().to_path_buf();
+    let relay = TestRelay::start_with(|a| {
+        a.web_root = Some(root);
+        a.console_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let console = format!("http://{}", relay.relay().console_addr().unwrap());
+    let status = |url: String| async move {
+        http_client()
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(
+        status(format!("{}/widget/frame.html", relay.base)).await,
+        200
+    );
+    assert_eq!(status(format!("{}/console/", relay.base)).await, 404);
+    assert_eq!(status(format!("{console}/console/")).await, 200);
+    assert_eq!(status(format!("{console}/widget/frame.html")).await, 404);
+
+    // An agent device on the console's origin signs that origin; the API answers there too.
+    let tenant = relay.tenant("acme").await;
+    let mut agent = Client::new(
+        &console,
+        &tenant,
+        sotto_core::device::Device::generate(DeviceKind::Member, &mut rng(), now()),
+    );
+    agent
+        .register(Some(&tenant.bootstrap_code))
+        .await
+        .expect(201);
+    let (c, _) = agent.challenge().await;
+    let wrong = agent.sign_challenge(&c, "http://127.0.0.1:1");
+    assert_eq!(agent.token_request(&c, &wrong).await.status.as_u16(), 401);
+    let (c, _) = agent.challenge().await;
+    let signed = agent.sign_challenge(&c, &console);
+    let token = agent.token_request(&c, &signed).await.expect(200);
+    agent.token = Some(token["token"].as_str().unwrap().to_owned());
+    agent.get("/v1/devices/me").await.expect(200);
+}
