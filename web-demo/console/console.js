@@ -337,9 +337,12 @@ function httpUrl(value) {
 async function renderTeam() {
   $('team-ref').textContent = teamRef;
   const widgetId = query.get('w') || '<your widget id>';
+  // The widget's origin: the relay's main listener, which differs from this page's when the
+  // console has its own (`relay` parameter, as demo.sh passes it).
+  const widgetOrigin = httpUrl(query.get('relay')) ? new URL(query.get('relay')).origin : location.origin;
   $('snippet').textContent =
-    `<script async src="${location.origin}/widget/sotto.js"\n` +
-    `  data-relay="${location.origin}"\n  data-widget-id="${widgetId}"\n  data-team="${teamRef}"></script>`;
+    `<script async src="${widgetOrigin}/widget/sotto.js"\n` +
+    `  data-relay="${widgetOrigin}"\n  data-widget-id="${widgetId}"\n  data-team="${teamRef}"></script>`;
   const host = httpUrl(query.get('host'));
   const tryIt = $('try-it');
   tryIt.hidden = !host;
