@@ -3,14 +3,17 @@
 # sample company page that embeds the widget, on loopback. Installs what is missing, creates a
 # tenant on first run, and prints the URLs to open. Ctrl-C stops everything.
 #
-# SOTTO_DEMO_DIR (default .demo) keeps the database between runs; SOTTO_DEMO_PORT (8080) and
-# SOTTO_DEMO_HOST_PORT (8081) choose the ports.
+# SOTTO_DEMO_DIR (default .demo) keeps the database between runs; SOTTO_DEMO_PORT (8080, the
+# relay and widget), SOTTO_DEMO_HOST_PORT (8081, the company page) and SOTTO_DEMO_CONSOLE_PORT
+# (8082, the agent console: its own origin, so the frameable widget never shares one with it)
+# choose the ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 dir="${SOTTO_DEMO_DIR:-.demo}"
 port="${SOTTO_DEMO_PORT:-8080}"
 host_port="${SOTTO_DEMO_HOST_PORT:-8081}"
+console_port="${SOTTO_DEMO_CONSOLE_PORT:-8082}"
 relay="http://127.0.0.1:$port"
 mkdir -p "$dir"
 
@@ -35,8 +38,12 @@ if [[ ! -f "$dir/tenant.txt" ]]; then
 fi
 widget_id="$(sed -n 's/^widget_id: //p' "$dir/tenant.txt")"
 code="$(sed -n 's/^bootstrap_code: //p' "$dir/tenant.txt")"
+# The company page's origin may frame the widget (set each run: the port may change).
+"$bin" tenant embed-origins --widget-id "$widget_id" --origin "http://127.0.0.1:$host_port" \
+  --database "$db" >/dev/null
 
-SOTTO_LISTEN="127.0.0.1:$port" SOTTO_WEB_ROOT="$web_root" "$bin" serve --database "$db" &
+SOTTO_LISTEN="127.0.0.1:$port" SOTTO_CONSOLE_LISTEN="127.0.0.1:$console_port" \
+  SOTTO_WEB_ROOT="$web_root" "$bin" serve --database "$db" &
 relay_pid=$!
 # The company's page lives on another origin, as it would in production.
 mkdir -p "$dir/host"
@@ -58,14 +65,14 @@ cat <<INFO
 
 Sotto demo is running (relay on SQLite at $db).
 
-  Agent console:  $relay/console/?w=$widget_id&code=$code&host=$host
+  Agent console:  http://127.0.0.1:$console_port/console/?w=$widget_id&code=$code&host=$host&relay=$relay
     The first device creates the team; its Team page shows the embed snippet and a link to
     the company page below with the widget for that team. Other agents join from the console
     (in another browser profile) with the same widget id and the team reference; an admin adds
     their device id on the Team page.
   Company page:   $host?team=<team reference>
 
-Health: $relay/health   Metrics: $relay/metrics   API: $relay/openapi.json
+Health: $relay/health   API: $relay/openapi.json   (metrics: set SOTTO_METRICS_TOKEN)
 Press Ctrl-C to stop.
 INFO
 wait "$relay_pid"

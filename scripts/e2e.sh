@@ -36,7 +36,8 @@ port="$(free_port)"
 host_port="$(free_port)"
 relay="http://127.0.0.1:$port"
 
-tenant="$("$bin" tenant create --name "E2E Outdoor" --database "$db")"
+tenant="$("$bin" tenant create --name "E2E Outdoor" --embed-origin "http://127.0.0.1:$host_port" \
+  --database "$db")"
 widget_id="$(sed -n 's/^widget_id: //p' <<<"$tenant")"
 code="$(sed -n 's/^bootstrap_code: //p' <<<"$tenant")"
 

@@ -63,22 +63,27 @@ impl AuditEvent {
     }
 }
 
-/// Appends an entry, inside the caller's transaction when given one.
+/// Appends an entry, inside the caller's transaction when given one. `team_ref` is the team
+/// the event concerns (a team's link, a conversation or attachment of the team), `None` for
+/// device-level events; it decides who may read the entry.
 pub async fn record<'e, E: Executor<'e, Database = Any>>(
     executor: E,
     tenant_id: i64,
+    team_ref: Option<i64>,
     event: AuditEvent,
     device: Option<&DeviceId>,
     subject: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO audit_log (tenant_id, at, event, device_id, subject) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO audit_log (tenant_id, at, event, device_id, subject, team_ref) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(tenant_id)
     .bind(crate::db::now())
     .bind(event.as_str())
     .bind(device.map(|d| d.0.to_vec()))
     .bind(subject.map(str::to_owned))
+    .bind(team_ref)
     .execute(executor)
     .await?;
     Ok(())
@@ -116,39 +121,81 @@ pub struct AuditEntry {
 pub struct AuditPage {
     /// Entries in increasing id order.
     pub events: Vec<AuditEntry>,
+    /// The `after` for the next page: the last entry id examined, which may be past the last
+    /// entry returned (entries of other teams are skipped). Absent when nothing is left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<i64>,
 }
 
-/// `GET /v1/audit`: the tenant's audit log, for its owner and admin devices.
+/// Rows read per scan step, and most scan steps per request: entries of teams the caller does
+/// not manage are skipped, so one request examines a bounded number of rows.
+const SCAN_BATCH: i64 = 500;
+const SCAN_STEPS: usize = 8;
+
+/// `GET /v1/audit`: the audit entries of the teams the caller manages. An owner or admin device
+/// of a team reads that team's entries (its links, conversations and attachments) and the
+/// device-level entries (registrations, authentications, rotations, backups) of that team's
+/// devices; it never reads another team's entries or a visitor's device-level entries, so
+/// an admin of one team learns nothing of the tenant's other teams.
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<AuditPage>> {
-    if !crate::teams::is_manager_anywhere(&state, &caller).await? {
+    let scope = crate::teams::managed_scope(&state, &caller).await?;
+    if scope.teams.is_empty() {
         return Err(ApiError::forbidden(
             "the audit log is for owner and admin devices",
         ));
     }
-    let limit = i64::from(q.limit.unwrap_or(100).clamp(1, 1000));
-    let rows = sqlx::query(
-        "SELECT id, at, event, device_id, subject FROM audit_log \
-         WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-    )
-    .bind(caller.tenant_id)
-    .bind(crate::db::int(q.after.unwrap_or(0)))
-    .bind(limit)
-    .fetch_all(state.db.pool())
-    .await?;
-    let mut events = Vec::with_capacity(rows.len());
-    for row in rows {
-        let device: Option<Vec<u8>> = row.try_get("device_id")?;
-        events.push(AuditEntry {
-            id: row.try_get("id")?,
-            at: row.try_get("at")?,
-            event: row.try_get("event")?,
-            device_id: device.map(|d| to_hex(&d)),
-            subject: row.try_get("subject")?,
-        });
+    let limit = usize::try_from(q.limit.unwrap_or(100).clamp(1, 1000)).unwrap_or(100);
+    let mut after = crate::db::int(q.after.unwrap_or(0));
+    let mut events = Vec::new();
+    let mut exhausted = false;
+    for _ in 0..SCAN_STEPS {
+        let rows = sqlx::query(
+            "SELECT id, at, event, device_id, subject, team_ref FROM audit_log \
+             WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(caller.tenant_id)
+        .bind(after)
+        .bind(SCAN_BATCH)
+        .fetch_all(state.db.pool())
+        .await?;
+        exhausted = i64::try_from(rows.len()).unwrap_or(0) < SCAN_BATCH;
+        for row in rows {
+            let id: i64 = row.try_get("id")?;
+            after = id;
+            let device: Option<Vec<u8>> = row.try_get("device_id")?;
+            let team_ref: Option<i64> = row.try_get("team_ref")?;
+            let visible = match team_ref {
+                Some(t) => scope.teams.contains(&t),
+                None => device
+                    .as_deref()
+                    .and_then(|d| <[u8; 32]>::try_from(d).ok())
+                    .is_some_and(|d| scope.devices.contains(&DeviceId(d))),
+            };
+            if !visible {
+                continue;
+            }
+            events.push(AuditEntry {
+                id,
+                at: row.try_get("at")?,
+                event: row.try_get("event")?,
+                device_id: device.map(|d| to_hex(&d)),
+                subject: row.try_get("subject")?,
+            });
+            if events.len() >= limit {
+                exhausted = false;
+                break;
+            }
+        }
+        if exhausted || events.len() >= limit {
+            break;
+        }
     }
-    Ok(Json(AuditPage { events }))
+    Ok(Json(AuditPage {
+        events,
+        next_after: (!exhausted).then_some(after),
+    }))
 }

@@ -10,6 +10,9 @@
 //!    against the registered device record, and returns a random 32-byte token (hex), valid for
 //!    15 minutes by default. Only the SHA-256 of challenges and tokens is stored.
 //!
+//! Neither step tells whether a device is registered: a challenge is issued and stored alike for
+//! any device id, and every failure of the token request is the same 401.
+//!
 //! Every later request carries `Authorization: Bearer <token>`; the [`Caller`] extractor
 //! resolves it to the device and its tenant, and applies the per-device rate limit.
 
@@ -247,32 +250,24 @@ pub async fn challenge(
         .ok_or_else(|| ApiError::not_found("tenant"))?;
     let challenge: [u8; 32] = random_for_request()?;
     let expires_at = now().saturating_add(state.settings.challenge_ttl_secs);
-    // A challenge for an unregistered device is answered the same way but not stored, so the
-    // answer does not tell whether the device is registered; the token request then fails.
-    let registered =
-        sqlx::query("SELECT 1 AS one FROM devices WHERE tenant_id = $1 AND device_id = $2")
+    // Stored whether or not the device is registered, so the answer and the work behind it
+    // (one insert) are the same: neither the response nor its timing tells whether a device is
+    // registered. The token request then fails alike for both. Unused challenges are swept.
+    state
+        .db
+        .write(async |c| {
+            sqlx::query(
+                "INSERT INTO auth_challenges (challenge_hash, tenant_id, device_id, expires_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(hash(&challenge).to_vec())
             .bind(tenant.id)
             .bind(device.to_vec())
-            .fetch_optional(state.db.pool())
-            .await?
-            .is_some();
-    if registered {
-        state
-            .db
-            .write(async |c| {
-                sqlx::query(
-                    "INSERT INTO auth_challenges (challenge_hash, tenant_id, device_id, expires_at) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(hash(&challenge).to_vec())
-                .bind(tenant.id)
-                .bind(device.to_vec())
-                .bind(expires_at)
-                .execute(c)
-                .await
-            })
-            .await?;
-    }
+            .bind(expires_at)
+            .execute(c)
+            .await
+        })
+        .await?;
     Ok(Json(ChallengeResponse {
         challenge: to_b64(&challenge),
         expires_at,
@@ -314,9 +309,13 @@ pub async fn token(
         .map_err(|_| ApiError::bad_request("bad_request", "challenge must be 32 bytes"))?;
     let signature = Signature::from_slice(&from_b64("signature", &req.signature)?)
         .map_err(|_| ApiError::bad_request("bad_request", "signature must be 64 bytes"))?;
+    // One answer for every failure (unknown tenant, unknown, used or expired challenge,
+    // unregistered device, bad signature): which one it was would tell an outsider whether a
+    // device is registered.
+    let failed = || ApiError::unauthorized("authentication failed");
     let tenant = tenant_by_widget(&state, &req.widget_id)
         .await?
-        .ok_or_else(|| ApiError::unauthorized("authentication failed"))?;
+        .ok_or_else(failed)?;
     let now = now();
 
     // Single use: the challenge is deleted by this attempt whether or not it succeeds.
@@ -335,10 +334,10 @@ pub async fn token(
             .await
         })
         .await?
-        .ok_or_else(|| ApiError::unauthorized("unknown or already used challenge"))?;
+        .ok_or_else(failed)?;
     let expires_at: i64 = row.try_get("expires_at")?;
     if expires_at <= now {
-        return Err(ApiError::unauthorized("challenge expired"));
+        return Err(failed());
     }
 
     let record: Vec<u8> =
@@ -347,22 +346,29 @@ pub async fn token(
             .bind(device.0.to_vec())
             .fetch_optional(state.db.pool())
             .await?
-            .ok_or_else(|| ApiError::unauthorized("authentication failed"))?
+            .ok_or_else(failed)?
             .try_get("record")?;
     let record = DeviceRecord::from_wire(&record).map_err(|_| {
         tracing::error!("stored device record does not decode");
         ApiError::internal()
     })?;
-    let message = auth_message(
-        &challenge,
-        &device,
-        &tenant.widget_id,
-        &state.settings.origin,
-    );
-    record
-        .identity()
-        .verify(SignatureContext::RelayAuth, &message, &signature)
-        .map_err(|_| ApiError::unauthorized("authentication failed"))?;
+    // A device signs the origin it reached: the API's, or the console listener's.
+    let signed_for = |origin: &str| {
+        let message = auth_message(&challenge, &device, &tenant.widget_id, origin);
+        record
+            .identity()
+            .verify(SignatureContext::RelayAuth, &message, &signature)
+            .is_ok()
+    };
+    if !(signed_for(&state.settings.origin)
+        || state
+            .settings
+            .console_origin
+            .as_deref()
+            .is_some_and(signed_for))
+    {
+        return Err(failed());
+    }
 
     let token: [u8; 32] = random_for_request()?;
     let token_expires = now.saturating_add(state.settings.token_ttl_secs);
@@ -376,9 +382,17 @@ pub async fn token(
     .bind(token_expires)
     .execute(&mut *tx)
     .await?;
+    // What the sweep of idle visitor devices goes by.
+    sqlx::query("UPDATE devices SET last_seen_at = $1 WHERE tenant_id = $2 AND device_id = $3")
+        .bind(now)
+        .bind(tenant.id)
+        .bind(device.0.to_vec())
+        .execute(&mut *tx)
+        .await?;
     audit::record(
         &mut *tx,
         tenant.id,
+        None,
         AuditEvent::DeviceAuthenticated,
         Some(&device),
         None,

@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Runs the relay (plain HTTP; put a TLS-terminating reverse proxy in front of it).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Operator commands on tenants.
     Tenant {
         /// The tenant command.
@@ -45,6 +45,23 @@ pub enum TenantCommand {
         /// A name for operators (not shown to visitors).
         #[arg(long)]
         name: String,
+        /// A page origin allowed to frame the tenant's widget (`https://shop.example.com`);
+        /// repeat for several. None: the widget works only on the relay's own pages.
+        #[arg(long = "embed-origin")]
+        embed_origins: Vec<String>,
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Replaces the page origins allowed to frame a tenant's widget.
+    EmbedOrigins {
+        /// The tenant's widget id (hex).
+        #[arg(long)]
+        widget_id: String,
+        /// An allowed page origin (`https://shop.example.com`); repeat for several, none to
+        /// allow only the relay's own pages.
+        #[arg(long = "origin")]
+        origins: Vec<String>,
         /// The database.
         #[command(flatten)]
         database: DatabaseArgs,
@@ -121,8 +138,9 @@ pub struct ServeArgs {
     /// Delete attachment blobs older than this many seconds; 0 keeps them.
     #[arg(long, env = "SOTTO_BLOB_RETENTION_SECS", default_value_t = 90 * 86_400)]
     pub blob_retention_secs: u64,
-    /// Delete backup blobs older than this many seconds; 0 keeps them.
-    #[arg(long, env = "SOTTO_BACKUP_RETENTION_SECS", default_value_t = 0)]
+    /// Delete backup blobs older than this many seconds; 0 keeps them. A device keeps only its
+    /// latest backup in any case.
+    #[arg(long, env = "SOTTO_BACKUP_RETENTION_SECS", default_value_t = 180 * 86_400)]
     pub backup_retention_secs: u64,
     /// Seconds between retention sweeps.
     #[arg(long, env = "SOTTO_SWEEP_INTERVAL_SECS", default_value_t = 300)]
@@ -145,6 +163,131 @@ pub struct ServeArgs {
     /// relay's own pages).
     #[arg(long, env = "SOTTO_CORS_ORIGINS", default_value = "", value_parser = crate::cors::AllowedOrigins::parse)]
     pub cors_origins: crate::cors::AllowedOrigins,
+    /// Connection, WebSocket and storage limits that keep one client from exhausting the relay.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Address of a separate listener that serves only `GET /metrics` (for example
+    /// `127.0.0.1:9090`). Not set: `/metrics` is served on the API listener only with
+    /// `--metrics-token`, and otherwise not at all.
+    #[arg(long, env = "SOTTO_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Address of a separate listener for the agent console (for example `127.0.0.1:8082`):
+    /// it serves the API and the web root's `console/`, but not `widget/`, and the main
+    /// listener then serves `widget/` but not `console/`. The two are different origins, so a
+    /// bug in the frameable widget can never reach the console's storage and the agents' keys.
+    #[arg(long, env = "SOTTO_CONSOLE_LISTEN")]
+    pub console_listen: Option<SocketAddr>,
+    /// The console listener's public origin, which its devices sign when they authenticate.
+    /// Default: `http://` and its bound address.
+    #[arg(long, env = "SOTTO_CONSOLE_PUBLIC_ORIGIN")]
+    pub console_public_origin: Option<String>,
+    /// A secret that `GET /metrics` on the API listener requires as `Authorization: Bearer
+    /// <token>`. Not set: the API listener does not serve `/metrics`.
+    #[arg(long, env = "SOTTO_METRICS_TOKEN")]
+    pub metrics_token: Option<String>,
+}
+
+/// Limits against abuse: connections, slow clients, WebSockets, storage quotas and
+/// registrations. The defaults hold for a public relay; every limit is a flag.
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Most open TCP connections in total; more are closed at once.
+    #[arg(long, env = "SOTTO_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Most open TCP connections from one client address (not applied with
+    /// `--trust-forwarded-for`, where every connection comes from the proxy).
+    #[arg(long, env = "SOTTO_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256)]
+    pub max_connections_per_address: usize,
+    /// Seconds a client has to send a request's headers, from the connection's start or the
+    /// end of its previous response; a connection idle for longer is closed.
+    #[arg(long, env = "SOTTO_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request (reading its body and answering) may take; longer is 408.
+    #[arg(long, env = "SOTTO_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
+    pub request_timeout_secs: u64,
+    /// Largest WebSocket message or frame a client may send, in bytes (clients send only
+    /// pings and closes).
+    #[arg(long, env = "SOTTO_WS_MAX_MESSAGE_BYTES", default_value_t = 4096)]
+    pub ws_max_message_bytes: usize,
+    /// Most WebSockets open at once per device.
+    #[arg(long, env = "SOTTO_WS_MAX_PER_DEVICE", default_value_t = 4)]
+    pub ws_max_per_device: usize,
+    /// Most WebSockets open at once per client address.
+    #[arg(long, env = "SOTTO_WS_MAX_PER_ADDRESS", default_value_t = 256)]
+    pub ws_max_per_address: usize,
+    /// Most WebSockets open at once in total.
+    #[arg(long, env = "SOTTO_WS_MAX_TOTAL", default_value_t = 10_000)]
+    pub ws_max_total: usize,
+    /// Seconds without any frame from the client (pongs included; the relay pings at a third of
+    /// this) after which a WebSocket is closed.
+    #[arg(long, env = "SOTTO_WS_IDLE_TIMEOUT_SECS", default_value_t = 90)]
+    pub ws_idle_timeout_secs: u64,
+    /// Bytes of blobs (attachments and backups) one device may store.
+    #[arg(long, env = "SOTTO_QUOTA_DEVICE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub quota_device_bytes: u64,
+    /// Bytes of blobs one tenant may store in total.
+    #[arg(long, env = "SOTTO_QUOTA_TENANT_BYTES", default_value_t = 4 * 1024 * 1024 * 1024)]
+    pub quota_tenant_bytes: u64,
+    /// Largest backup a visitor device may store, in bytes; 0 refuses visitor backups.
+    #[arg(long, env = "SOTTO_VISITOR_BACKUP_MAX_BYTES", default_value_t = 256 * 1024)]
+    pub visitor_backup_max_bytes: u64,
+    /// Stored envelopes one conversation may hold (retention frees room); 0: no limit.
+    #[arg(
+        long,
+        env = "SOTTO_QUOTA_CONVERSATION_ENVELOPES",
+        default_value_t = 20_000
+    )]
+    pub quota_conversation_envelopes: u64,
+    /// Conversations one visitor device may take part in; 0: no limit.
+    #[arg(long, env = "SOTTO_QUOTA_VISITOR_CONVERSATIONS", default_value_t = 20)]
+    pub quota_visitor_conversations: u64,
+    /// Visitor device registrations per hour allowed from one client address (bucket refill
+    /// and burst); 0 disables.
+    #[arg(
+        long,
+        env = "SOTTO_REGISTRATIONS_PER_ADDRESS_HOUR",
+        default_value_t = 200
+    )]
+    pub registrations_per_address_hour: u32,
+    /// Visitor device registrations per hour allowed for one tenant; 0 disables.
+    #[arg(
+        long,
+        env = "SOTTO_REGISTRATIONS_PER_TENANT_HOUR",
+        default_value_t = 10_000
+    )]
+    pub registrations_per_tenant_hour: u32,
+    /// Delete visitor devices not authenticated for this many seconds (with their backups);
+    /// 0 keeps them.
+    #[arg(long, env = "SOTTO_VISITOR_IDLE_SECS", default_value_t = 180 * 86_400)]
+    pub visitor_idle_secs: u64,
+    /// Delete audit entries older than this many seconds; 0 keeps them.
+    #[arg(long, env = "SOTTO_AUDIT_RETENTION_SECS", default_value_t = 365 * 86_400)]
+    pub audit_retention_secs: u64,
+}
+
+impl Default for LimitArgs {
+    fn default() -> Self {
+        LimitArgs {
+            max_connections: 4096,
+            max_connections_per_address: 256,
+            header_read_timeout_secs: 10,
+            request_timeout_secs: 60,
+            ws_max_message_bytes: 4096,
+            ws_max_per_device: 4,
+            ws_max_per_address: 256,
+            ws_max_total: 10_000,
+            ws_idle_timeout_secs: 90,
+            quota_device_bytes: 64 * 1024 * 1024,
+            quota_tenant_bytes: 4 * 1024 * 1024 * 1024,
+            visitor_backup_max_bytes: 256 * 1024,
+            quota_conversation_envelopes: 20_000,
+            quota_visitor_conversations: 20,
+            registrations_per_address_hour: 200,
+            registrations_per_tenant_hour: 10_000,
+            visitor_idle_secs: 180 * 86_400,
+            audit_retention_secs: 365 * 86_400,
+        }
+    }
 }
 
 impl ServeArgs {
@@ -167,13 +310,18 @@ impl ServeArgs {
             trust_forwarded_for: false,
             envelope_retention_secs: 90 * 86_400,
             blob_retention_secs: 90 * 86_400,
-            backup_retention_secs: 0,
+            backup_retention_secs: 180 * 86_400,
             sweep_interval_secs: 300,
             token_ttl_secs: 900,
             challenge_ttl_secs: 60,
             log: "info".to_owned(),
             web_root: None,
             cors_origins: crate::cors::AllowedOrigins::None,
+            limits: LimitArgs::default(),
+            metrics_listen: None,
+            metrics_token: None,
+            console_listen: None,
+            console_public_origin: None,
         }
     }
 }

@@ -90,6 +90,46 @@ impl ApiError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
     }
 
+    /// 413 `quota_exceeded`: storing this would take the device or tenant over a storage quota
+    /// (what is stored stays readable; deleting something frees room).
+    pub fn quota_exceeded(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded", message)
+    }
+
+    /// 408 `request_timeout`: the request (its body, or the relay's answer) took longer than
+    /// the request timeout.
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request took too long",
+        )
+    }
+
+    /// 429 `too_many_connections`: a cap on open WebSockets (per device, per address or in
+    /// total) is reached; retry after closing one or later.
+    pub fn too_many_connections(message: impl Into<Cow<'static, str>>) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_connections",
+            message,
+        );
+        e.retry_after = Some(5);
+        e
+    }
+
+    /// 429 `registration_throttled`: too many device registrations from this address or for
+    /// this tenant; retry after `seconds`.
+    pub fn registration_throttled(seconds: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "registration_throttled",
+            "too many device registrations; retry later",
+        );
+        e.retry_after = Some(seconds.max(1));
+        e
+    }
+
     /// 429 with a `Retry-After` of `seconds`.
     pub fn rate_limited(seconds: u64) -> Self {
         let mut e = Self::new(

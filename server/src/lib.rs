@@ -14,7 +14,7 @@
 //! - [`auth`]: challenge-response device authentication and bearer tokens;
 //! - [`teams`]: verified team chain states; [`events`] and [`fanout`]: push to WebSockets
 //!   ([`ws`]), between nodes over PostgreSQL `LISTEN`/`NOTIFY` ([`pg_fanout`]);
-//! - [`rate_limit`], [`metrics`], [`audit`], [`sweep`] (retention), [`error`], [`extract`];
+//! - [`rate_limit`] and [`limits`] (what a client may ask for and hold open), [`metrics`], [`audit`], [`sweep`] (retention), [`error`], [`extract`];
 //! - [`tenant`] and [`backup`]: operator commands; [`openapi`]: the API description.
 //!
 //! The API is described in `docs/RELAY-API.md` and served as OpenAPI at `GET /openapi.json`.
@@ -33,6 +33,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod fanout;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod pg_fanout;

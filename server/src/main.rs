@@ -1,4 +1,4 @@
-//! The `sotto-relay` command: `serve`, `tenant create`, `backup`.
+//! The `sotto-relay` command: `serve`, `tenant create`, `tenant embed-origins`, `backup`.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -44,16 +44,51 @@ async fn run(cli: Cli) -> Result<(), String> {
             relay.shutdown().await.map_err(|e| e.to_string())
         }
         Command::Tenant {
-            command: TenantCommand::Create { name, database },
+            command:
+                TenantCommand::Create {
+                    name,
+                    embed_origins,
+                    database,
+                },
+        } => {
+            init_logging("warn")?;
+            // Checked before anything is written, so a typo creates no tenant.
+            for o in &embed_origins {
+                sotto_relay::tenant::normalize_origin(o).map_err(|e| e.to_string())?;
+            }
+            let db = open(&database).await?;
+            let created = async {
+                let t = sotto_relay::tenant::create(&db, &name).await?;
+                let origins =
+                    sotto_relay::tenant::set_embed_origins(&db, &t.widget_id, &embed_origins)
+                        .await?;
+                Ok::<_, sotto_relay::tenant::TenantError>((t, origins))
+            }
+            .await;
+            db.close().await;
+            let (t, origins) = created.map_err(|e| e.to_string())?;
+            println!("widget_id: {}", t.widget_id);
+            println!("bootstrap_code: {}", t.bootstrap_code);
+            // Only when set: scripts read this output as `name: value` lines.
+            if !origins.is_empty() {
+                println!("embed_origins: {}", origins.join(" "));
+            }
+            Ok(())
+        }
+        Command::Tenant {
+            command:
+                TenantCommand::EmbedOrigins {
+                    widget_id,
+                    origins,
+                    database,
+                },
         } => {
             init_logging("warn")?;
             let db = open(&database).await?;
-            let t = sotto_relay::tenant::create(&db, &name)
-                .await
-                .map_err(|e| e.to_string())?;
+            let result = sotto_relay::tenant::set_embed_origins(&db, &widget_id, &origins).await;
             db.close().await;
-            println!("widget_id: {}", t.widget_id);
-            println!("bootstrap_code: {}", t.bootstrap_code);
+            let origins = result.map_err(|e| e.to_string())?;
+            println!("embed_origins: {}", origins.join(" "));
             Ok(())
         }
         Command::Backup(args) => {

@@ -6,10 +6,15 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use std::sync::Arc;
 
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The relay's metrics.
@@ -22,6 +27,9 @@ pub struct Metrics {
     links_appended: AtomicU64,
     websocket_connections: AtomicI64,
     events_pushed: AtomicU64,
+    connections_refused: AtomicU64,
+    websockets_refused: AtomicU64,
+    quota_refused: AtomicU64,
 }
 
 impl Metrics {
@@ -51,6 +59,21 @@ impl Metrics {
     /// Counts an event sent down a WebSocket.
     pub fn event_pushed(&self) {
         self.events_pushed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a TCP connection closed at once because a connection cap was reached.
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a WebSocket refused because a socket cap was reached.
+    pub fn websocket_refused(&self) {
+        self.websockets_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a write refused by a storage quota or the registration throttle.
+    pub fn quota_refused(&self) {
+        self.quota_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A WebSocket connection opened (`+1`) or closed (`-1`).
@@ -96,6 +119,21 @@ impl Metrics {
                 "Events sent to WebSocket clients.",
                 &self.events_pushed,
             ),
+            (
+                "sotto_relay_connections_refused_total",
+                "TCP connections closed at once because a connection cap was reached.",
+                &self.connections_refused,
+            ),
+            (
+                "sotto_relay_websockets_refused_total",
+                "WebSockets refused because a socket cap was reached.",
+                &self.websockets_refused,
+            ),
+            (
+                "sotto_relay_quota_refused_total",
+                "Writes refused by a storage quota or the registration throttle.",
+                &self.quota_refused,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(out, "# HELP {name} {help}");
@@ -120,15 +158,62 @@ fn escape(label: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// `GET /metrics`.
-pub async fn handler(State(state): State<AppState>) -> impl IntoResponse {
+fn exposition(metrics: &Metrics) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        metrics.render(),
     )
+        .into_response()
+}
+
+/// Compares in time independent of where the inputs differ, so the token cannot be guessed a
+/// byte at a time from response times.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    let (ha, hb) = (crate::random::hash(a), crate::random::hash(b));
+    ha.iter()
+        .zip(hb.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// `GET /metrics` on the API listener. The counters describe every tenant's traffic, so they are
+/// not public: without `--metrics-token` the route does not exist (404), with it the request
+/// must carry `Authorization: Bearer <token>` (401 otherwise).
+pub async fn handler(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(expected) = state.settings.metrics_token.as_deref() else {
+        return ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "not_found",
+            "metrics are not served on this listener",
+        )
+        .into_response();
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(t) if same_secret(t.as_bytes(), expected.as_bytes()) => exposition(&state.metrics),
+        _ => ApiError::unauthorized("the metrics token is missing or wrong").into_response(),
+    }
+}
+
+/// The router of the separate metrics listener (`--metrics-listen`): `GET /metrics` without a
+/// token, since that address is meant to be reachable only by the operator's scraper.
+pub fn router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let m = Arc::clone(&metrics);
+                async move { exposition(&m) }
+            }),
+        )
+        .fallback(crate::error::not_found_fallback)
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -99,9 +101,16 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
 /// The client address of a request: the peer, or with `--trust-forwarded-for` the last entry of
 /// `X-Forwarded-For` (the address the trusted proxy saw).
 pub fn client_address(req: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
+    address_of(req.headers(), req.extensions(), trust_forwarded_for)
+}
+
+fn address_of(
+    headers: &HeaderMap,
+    extensions: &Extensions,
+    trust_forwarded_for: bool,
+) -> Option<IpAddr> {
     if trust_forwarded_for
-        && let Some(ip) = req
-            .headers()
+        && let Some(ip) = headers
             .get_all("x-forwarded-for")
             .iter()
             .next_back()
@@ -111,9 +120,31 @@ pub fn client_address(req: &Request, trust_forwarded_for: bool) -> Option<IpAddr
     {
         return Some(ip);
     }
-    req.extensions()
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
+}
+
+/// The client address as an extractor (see [`client_address`]); the unspecified address when
+/// the relay cannot tell (an embedding without connection info).
+pub struct ClientAddress(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(
+            address_of(
+                &parts.headers,
+                &parts.extensions,
+                state.settings.trust_forwarded_for,
+            )
+            .unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)),
+        ))
+    }
 }
 
 /// Middleware applying the per-address limit to every request.

@@ -11,6 +11,7 @@ use crate::config::ServeArgs;
 use crate::db::Db;
 use crate::envelope_store::EnvelopeStore;
 use crate::fanout::Fanout;
+use crate::limits::OpenCounter;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::teams::Teams;
@@ -20,6 +21,9 @@ use crate::teams::Teams;
 pub struct Settings {
     /// The public origin devices sign in the authentication challenge.
     pub origin: String,
+    /// The console listener's public origin, if the console has its own (`--console-listen`):
+    /// devices that reach the relay there sign it instead.
+    pub console_origin: Option<String>,
     /// Largest JSON body, except blob uploads.
     pub max_body_bytes: usize,
     /// Largest blob after decoding.
@@ -42,14 +46,19 @@ pub struct Settings {
     pub web_root: Option<std::path::PathBuf>,
     /// Page origins allowed to call the API from a browser.
     pub cors_origins: crate::cors::AllowedOrigins,
+    /// Connection, WebSocket, storage and registration limits.
+    pub limits: crate::config::LimitArgs,
+    /// The bearer token `GET /metrics` requires on the API listener; `None`: not served there.
+    pub metrics_token: Option<String>,
 }
 
 impl Settings {
     /// Settings from the command line, with the origin the relay is reachable at.
-    pub fn from_args(args: &ServeArgs, origin: String) -> Self {
+    pub fn from_args(args: &ServeArgs, origin: String, console_origin: Option<String>) -> Self {
         let secs = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         Settings {
             origin,
+            console_origin,
             max_body_bytes: args.max_body_bytes,
             max_blob_bytes: args.max_blob_bytes,
             token_ttl_secs: secs(args.token_ttl_secs.max(1)),
@@ -61,6 +70,8 @@ impl Settings {
             sweep_interval_secs: args.sweep_interval_secs.max(1),
             web_root: args.web_root.clone(),
             cors_origins: args.cors_origins.clone(),
+            limits: args.limits.clone(),
+            metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
         }
     }
 }
@@ -86,6 +97,14 @@ pub struct AppState {
     pub address_limits: Arc<RateLimiter<IpAddr>>,
     /// Per-device limits, keyed by tenant and device.
     pub device_limits: Arc<RateLimiter<(i64, DeviceId)>>,
+    /// Device registrations per client address.
+    pub registrations_per_address: Arc<RateLimiter<IpAddr>>,
+    /// Device registrations per tenant.
+    pub registrations_per_tenant: Arc<RateLimiter<i64>>,
+    /// Open WebSockets per client address, and in total.
+    pub sockets_per_address: Arc<OpenCounter<IpAddr>>,
+    /// Open WebSockets per device (the total is capped by `sockets_per_address`).
+    pub sockets_per_device: Arc<OpenCounter<(i64, DeviceId)>>,
     /// Becomes `true` when the relay shuts down.
     pub shutdown: watch::Receiver<bool>,
 }

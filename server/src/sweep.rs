@@ -2,11 +2,15 @@
 //!
 //! Each sweep deletes expired challenges and tokens; envelopes older than the envelope retention
 //! (or, when shorter, their team policy's `retention_secs`); attachment blobs older than the blob
-//! retention (or their team's policy); backups older than the backup retention. Deletes run in
-//! batches so a large backlog never holds the SQLite write lock for long.
+//! retention (or their team's policy); backups older than the backup retention; visitor devices
+//! that have not authenticated for `--visitor-idle-secs`, with their backups (a visitor
+//! registers itself, so without this the device table grows with every abandoned browser); and
+//! audit entries older than `--audit-retention-secs`. Deletes run in batches so a large backlog
+//! never holds the SQLite write lock for long.
 
 use std::time::Duration;
 
+use sotto_core::device::DeviceKind;
 use sqlx::Row;
 
 use crate::db::now;
@@ -25,6 +29,10 @@ pub struct SweepReport {
     pub blobs: u64,
     /// Expired challenges and tokens deleted.
     pub auth: u64,
+    /// Idle visitor devices deleted.
+    pub devices: u64,
+    /// Old audit entries deleted.
+    pub audit: u64,
 }
 
 /// Runs sweeps every `sweep_interval_secs` until shutdown.
@@ -41,6 +49,8 @@ pub async fn run(state: AppState) {
                 envelopes = r.envelopes,
                 blobs = r.blobs,
                 auth = r.auth,
+                devices = r.devices,
+                audit = r.audit,
                 "retention sweep"
             ),
             Ok(_) => {}
@@ -124,6 +134,43 @@ pub async fn sweep_once(state: &AppState, now: i64) -> Result<SweepReport, sqlx:
             "DELETE FROM blobs WHERE blob_id IN \
              (SELECT blob_id FROM blobs WHERE kind = $1 AND created_at < $2 LIMIT $3)",
             &[KIND_BACKUP, now.saturating_sub(s.backup_retention_secs)],
+        )
+        .await?;
+    }
+
+    let limits = &s.limits;
+    if limits.visitor_idle_secs > 0 {
+        let cutoff =
+            now.saturating_sub(i64::try_from(limits.visitor_idle_secs).unwrap_or(i64::MAX));
+        let visitor = i64::from(DeviceKind::Visitor.to_byte());
+        report.blobs += batched(
+            state,
+            "DELETE FROM blobs WHERE blob_id IN \
+             (SELECT b.blob_id FROM blobs b JOIN devices d \
+              ON d.tenant_id = b.tenant_id AND d.device_id = b.owner_device \
+              WHERE b.kind = $1 AND d.kind = $2 AND d.last_seen_at < $3 LIMIT $4)",
+            &[KIND_BACKUP, visitor, cutoff],
+        )
+        .await?;
+        // Its tokens go with it (ON DELETE CASCADE); its conversations keep their copy of its
+        // record, so the team can still read them.
+        report.devices += batched(
+            state,
+            "DELETE FROM devices WHERE (tenant_id, device_id) IN \
+             (SELECT tenant_id, device_id FROM devices \
+              WHERE kind = $1 AND last_seen_at < $2 LIMIT $3)",
+            &[visitor, cutoff],
+        )
+        .await?;
+    }
+    if limits.audit_retention_secs > 0 {
+        let cutoff =
+            now.saturating_sub(i64::try_from(limits.audit_retention_secs).unwrap_or(i64::MAX));
+        report.audit += batched(
+            state,
+            "DELETE FROM audit_log WHERE id IN \
+             (SELECT id FROM audit_log WHERE at < $1 LIMIT $2)",
+            &[cutoff],
         )
         .await?;
     }

@@ -228,3 +228,36 @@ pub async fn is_manager_anywhere(state: &AppState, caller: &Caller) -> ApiResult
     }
     Ok(false)
 }
+
+/// The teams a device manages (as owner or admin, not deleted) and every device of those teams:
+/// what it may see of the audit log.
+#[derive(Debug, Default)]
+pub struct ManagedScope {
+    /// Internal ids of the managed teams.
+    pub teams: std::collections::HashSet<i64>,
+    /// The devices of those teams (the caller included).
+    pub devices: std::collections::HashSet<DeviceId>,
+}
+
+/// The caller's [`ManagedScope`] (empty for a visitor or a device that manages no team).
+pub async fn managed_scope(state: &AppState, caller: &Caller) -> ApiResult<ManagedScope> {
+    let mut scope = ManagedScope::default();
+    if caller.kind == DeviceKind::Visitor {
+        return Ok(scope);
+    }
+    for id in Teams::ids_of_tenant(&state.db, caller.tenant_id).await? {
+        if let Some(entry) = state.teams.get(&state.db, caller.tenant_id, &id).await? {
+            let s = entry.state();
+            if !s.is_deleted()
+                && role_of(&s, &caller.device).is_some_and(|r| r.can_manage_members())
+            {
+                scope.teams.insert(entry.team_ref);
+                scope.devices.extend(all_devices(&s));
+            }
+        }
+    }
+    if !scope.teams.is_empty() {
+        scope.devices.insert(caller.device);
+    }
+    Ok(scope)
+}

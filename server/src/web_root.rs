@@ -19,8 +19,10 @@ use crate::state::AppState;
 /// Largest file served; the demo's biggest is the wasm module.
 const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
 
-/// Pages that may be framed by any site: the widget's iframe.
+/// Pages that may be framed by the tenant's own sites: the widget's iframe.
 const FRAMEABLE_PREFIX: &str = "widget/";
+/// The agent console, served only on the console listener when there is one.
+const CONSOLE_PREFIX: &str = "console/";
 
 /// The fallback handler: a file under the web root, or the API's 404.
 pub async fn serve(State(state): State<AppState>, req: Request) -> Response {
@@ -33,6 +35,18 @@ pub async fn serve(State(state): State<AppState>, req: Request) -> Response {
     let Some((relative, path)) = resolve(root, req.uri().path()) else {
         return error::not_found_fallback().await.into_response();
     };
+    // With a console listener, the widget and the console never share an origin.
+    if state.settings.console_origin.is_some() {
+        let on_console = req.extensions().get::<crate::server::Listener>().is_some();
+        let other_side = if on_console {
+            relative.starts_with(FRAMEABLE_PREFIX)
+        } else {
+            relative.starts_with(CONSOLE_PREFIX)
+        };
+        if other_side {
+            return error::not_found_fallback().await.into_response();
+        }
+    }
     let Some(content_type) = content_type(&path) else {
         return error::not_found_fallback().await.into_response();
     };
@@ -61,10 +75,14 @@ pub async fn serve(State(state): State<AppState>, req: Request) -> Response {
         HeaderValue::from_static("no-referrer"),
     );
     if content_type.starts_with("text/html") {
-        headers.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(page_policy(&relative)),
-        );
+        let ancestors = if relative.starts_with(FRAMEABLE_PREFIX) {
+            frame_ancestors(&state, req.uri().query()).await
+        } else {
+            "'self'".to_owned()
+        };
+        if let Ok(v) = HeaderValue::from_str(&page_policy(&relative, &ancestors)) {
+            headers.insert(header::CONTENT_SECURITY_POLICY, v);
+        }
     }
     if relative.starts_with(FRAMEABLE_PREFIX) && relative.ends_with(".js") {
         // The launcher script is loaded by host pages on other origins.
@@ -76,18 +94,45 @@ pub async fn serve(State(state): State<AppState>, req: Request) -> Response {
     response
 }
 
-/// The content security policy of a page: scripts and connections only to this origin (wasm
-/// compiled from it), images also from decrypted blobs; only the widget may be framed.
-fn page_policy(relative: &str) -> &'static str {
-    if relative.starts_with(FRAMEABLE_PREFIX) {
-        "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; \
-         img-src 'self' blob: data:; style-src 'self'; base-uri 'none'; form-action 'none'; \
-         frame-ancestors *"
-    } else {
-        "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; \
-         img-src 'self' blob: data:; style-src 'self'; base-uri 'none'; form-action 'none'; \
-         frame-src 'self'; frame-ancestors 'self'"
+/// Who may frame a widget page: the relay's own pages and the origins the tenant named by the
+/// `w` query parameter (its widget id) allows (`sotto-relay tenant embed-origins`). Without a
+/// known widget id, only the relay's own pages: a widget any site could frame is a widget any
+/// site could drive, registering devices for the tenant.
+async fn frame_ancestors(state: &AppState, query: Option<&str>) -> String {
+    let widget = query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("w="))
+        .and_then(|w| crate::extract::from_hex::<16>("w", w).ok());
+    let mut ancestors = "'self'".to_owned();
+    if let Some(w) = widget
+        && let Ok(Some(origins)) = crate::tenant::embed_origins(&state.db, &w).await
+    {
+        for o in origins {
+            // Stored origins were normalized on the way in; checked again since they go into
+            // a header verbatim.
+            if crate::tenant::normalize_origin(&o).is_ok_and(|n| n == o) {
+                ancestors.push(' ');
+                ancestors.push_str(&o);
+            }
+        }
     }
+    ancestors
+}
+
+/// The content security policy of a page: scripts and connections only to this origin (wasm
+/// compiled from it), images also from decrypted blobs; framed only by `ancestors`.
+fn page_policy(relative: &str, ancestors: &str) -> String {
+    let frames = if relative.starts_with(FRAMEABLE_PREFIX) {
+        ""
+    } else {
+        "frame-src 'self'; "
+    };
+    format!(
+        "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; \
+         img-src 'self' blob: data:; style-src 'self'; base-uri 'none'; form-action 'none'; \
+         {frames}frame-ancestors {ancestors}"
+    )
 }
 
 /// Maps a request path to a file under `root`, refusing anything but plain names. A path
@@ -172,7 +217,10 @@ mod tests {
 
     #[test]
     fn only_the_widget_may_be_framed_by_other_sites() {
-        assert!(page_policy("widget/frame.html").contains("frame-ancestors *"));
-        assert!(page_policy("console/index.html").contains("frame-ancestors 'self'"));
+        let widget = page_policy("widget/frame.html", "'self' https://shop.example.com");
+        assert!(widget.ends_with("frame-ancestors 'self' https://shop.example.com"));
+        assert!(!widget.contains("frame-src"));
+        let console = page_policy("console/index.html", "'self'");
+        assert!(console.contains("frame-src 'self'; frame-ancestors 'self'"));
     }
 }

@@ -21,8 +21,8 @@ async fn registration_and_authentication_flow() {
         .expect(201);
     assert_eq!(r["device_id"], owner.id_hex());
     assert_eq!(r["kind"], "member");
-    // Registering the same record again is idempotent.
-    owner.register(None).await.expect(200);
+    // Registering the same record again is idempotent, and answered like a new registration.
+    owner.register(None).await.expect(201);
     owner.login().await;
     let me = owner.get("/v1/devices/me").await.expect(200);
     assert_eq!(me["device_id"], owner.id_hex());

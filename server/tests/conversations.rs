@@ -340,12 +340,7 @@ async fn websocket_pushes_envelopes_epochs_and_links_to_those_who_may_read() {
     let m = seal(&mut viewer_chain, &viewer.device, MessageKind::Text, b"no");
     assert_eq!(post_message(&viewer, &conv, &m).await.status.as_u16(), 403);
 
-    let metrics = reqwest::get(format!("{}/metrics", relay.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&relay.base).await;
     assert!(
         metrics.contains("sotto_relay_websocket_connections 4"),
         "{metrics}"

@@ -307,12 +307,7 @@ async fn rate_limits_answer_429_with_retry_after() {
     assert_eq!((r.status.as_u16(), r.code()), (429, "rate_limited"));
     assert_eq!(r.retry_after.as_deref(), Some("2"));
     two.get("/v1/devices/me").await.expect(200);
-    let metrics = reqwest::get(format!("{}/metrics", relay.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&relay.base).await;
     assert!(metrics.contains(
         "sotto_relay_http_requests_total{route=\"/v1/devices/me\",method=\"GET\",status=\"429\"} 1"
     ));

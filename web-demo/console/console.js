@@ -323,13 +323,27 @@ function onEvent(event) {
 
 // ---- team
 
+// The `host` parameter becomes a link: only an http(s) URL, never `javascript:` or `data:`.
+function httpUrl(value) {
+  if (!value) return null;
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
 async function renderTeam() {
   $('team-ref').textContent = teamRef;
   const widgetId = query.get('w') || '<your widget id>';
+  // The widget's origin: the relay's main listener, which differs from this page's when the
+  // console has its own (`relay` parameter, as demo.sh passes it).
+  const widgetOrigin = httpUrl(query.get('relay')) ? new URL(query.get('relay')).origin : location.origin;
   $('snippet').textContent =
-    `<script async src="${location.origin}/widget/sotto.js"\n` +
-    `  data-relay="${location.origin}"\n  data-widget-id="${widgetId}"\n  data-team="${teamRef}"></script>`;
-  const host = query.get('host');
+    `<script async src="${widgetOrigin}/widget/sotto.js"\n` +
+    `  data-relay="${widgetOrigin}"\n  data-widget-id="${widgetId}"\n  data-team="${teamRef}"></script>`;
+  const host = httpUrl(query.get('host'));
   const tryIt = $('try-it');
   tryIt.hidden = !host;
   if (host) tryIt.href = `${host}?team=${encodeURIComponent(teamRef)}`;

@@ -6,7 +6,32 @@ import { openOrRegister, pumpEvents, renderMessage, describe, warningText } from
 const params = new URLSearchParams(location.hash.slice(1));
 const widgetId = params.get('w') || '';
 const teamRef = params.get('t') || '';
-const parentOrigin = document.referrer ? new URL(document.referrer).origin : '*';
+// The page that framed this one, as the browser reports it (ancestorOrigins in Chromium and
+// WebKit, else the referrer). It is trusted, and messages go to it, only once it is on the
+// tenant's allow-list (GET /v1/widgets/{id}) or is the relay's own origin: the relay's
+// frame-ancestors already keeps other sites from framing this page, and this check also holds
+// where that header is not enforced. Never '*': a message may carry the unread count.
+const claimedParent =
+  location.ancestorOrigins && location.ancestorOrigins.length > 0
+    ? location.ancestorOrigins[0]
+    : document.referrer
+      ? new URL(document.referrer).origin
+      : null;
+let parentOrigin = null;
+const parentAllowed = (async () => {
+  if (!claimedParent || parent === window || !/^[0-9a-f]{32}$/i.test(widgetId)) return false;
+  if (claimedParent === location.origin) return true;
+  const response = await fetch(`/v1/widgets/${widgetId}`, { credentials: 'omit' });
+  if (!response.ok) return false;
+  const { embed_origins: allowed } = await response.json();
+  return Array.isArray(allowed) && allowed.includes(claimedParent);
+})().then(
+  (ok) => {
+    if (ok) parentOrigin = claimedParent;
+    return ok;
+  },
+  () => false,
+);
 
 const $ = (id) => document.getElementById(id);
 const list = $('messages');
@@ -27,7 +52,7 @@ let lastReadSent = 0;
 const shown = new Map();
 
 function tellHost(message) {
-  parent.postMessage({ sotto: message.type, ...message.data }, parentOrigin);
+  if (parentOrigin) parent.postMessage({ sotto: message.type, ...message.data }, parentOrigin);
 }
 
 function showNotice(message, kind = 'warning') {
@@ -65,6 +90,9 @@ function markRead() {
 
 async function start() {
   if (!widgetId || !teamRef) throw Object.assign(new Error('widget id and team are required'), { code: 'invalid_input' });
+  if (!(await parentAllowed)) {
+    throw Object.assign(new Error('this chat is not enabled on this site'), { code: 'not_permitted' });
+  }
   client = await openOrRegister(`sotto-visitor-${widgetId}`, {
     relay: location.origin,
     widgetId,
@@ -190,7 +218,7 @@ file.addEventListener('change', async () => {
 $('close').addEventListener('click', () => tellHost({ type: 'close', data: {} }));
 
 window.addEventListener('message', (event) => {
-  if (event.source !== parent || (parentOrigin !== '*' && event.origin !== parentOrigin)) return;
+  if (!parentOrigin || event.source !== parent || event.origin !== parentOrigin) return;
   const data = event.data || {};
   if (data.sotto === 'open') {
     visible = true;
@@ -208,4 +236,7 @@ window.addEventListener('message', (event) => {
   }
 });
 
-tellHost({ type: 'ready', data: {} });
+parentAllowed.then((ok) => {
+  if (ok) tellHost({ type: 'ready', data: {} });
+  else showNotice('This chat is not enabled on this site.', 'error');
+});

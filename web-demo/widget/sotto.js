@@ -67,7 +67,11 @@
     frame.className = 'f';
     frame.title = 'Support chat';
     frame.setAttribute('allow', 'clipboard-write');
-    frame.src = origin + '/widget/frame.html#' + new URLSearchParams({ w: widgetId, t: team });
+    // The widget id also goes in the query, where the relay reads it to allow this tenant's
+    // sites (and only them) to frame the page.
+    frame.src =
+      origin + '/widget/frame.html?w=' + encodeURIComponent(widgetId) + '#' +
+      new URLSearchParams({ w: widgetId, t: team });
     root.appendChild(frame);
   }
 

@@ -49,7 +49,7 @@ pub struct RelayProcess {
 }
 
 impl RelayProcess {
-    /// Starts `serve` with rate limits off, logging warnings only.
+    /// Starts `serve` with rate limits and per-address caps off, logging warnings only.
     pub fn start(bin: &Path, db: &Path, extra_env: &[(String, String)]) -> Result<Self, Error> {
         let mut command = Command::new(bin);
         command
@@ -58,6 +58,12 @@ impl RelayProcess {
             .env("SOTTO_LOG", "warn,sotto_relay::server=info")
             .env("SOTTO_RATE_PER_ADDRESS", "0")
             .env("SOTTO_RATE_PER_DEVICE", "0")
+            // Every load client comes from 127.0.0.1: the per-address caps and the registration
+            // throttle, meant for one abusive client, would stop the load itself.
+            .env("SOTTO_MAX_CONNECTIONS_PER_ADDRESS", "100000")
+            .env("SOTTO_WS_MAX_PER_ADDRESS", "100000")
+            .env("SOTTO_REGISTRATIONS_PER_ADDRESS_HOUR", "0")
+            .env("SOTTO_REGISTRATIONS_PER_TENANT_HOUR", "0")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in extra_env {

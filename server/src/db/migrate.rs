@@ -15,12 +15,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sqlite: include_str!("../../migrations/sqlite/0001_initial.sql"),
-    postgres: include_str!("../../migrations/postgres/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sqlite: include_str!("../../migrations/sqlite/0001_initial.sql"),
+        postgres: include_str!("../../migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "abuse_limits",
+        sqlite: include_str!("../../migrations/sqlite/0002_abuse_limits.sql"),
+        postgres: include_str!("../../migrations/postgres/0002_abuse_limits.sql"),
+    },
+];
 
 /// Applies every migration not yet applied, in order, in one transaction.
 pub async fn run(db: &Db) -> Result<(), sqlx::Error> {

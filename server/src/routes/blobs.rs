@@ -5,12 +5,18 @@
 //! belongs to the device that uploaded it and to the devices it names as readers (typically the
 //! owner's recovery device, whose keys the recovery words re-create); it is kept until its owner
 //! deletes it or the backup retention expires. Sizes are capped; ids are 16 random bytes.
+//!
+//! Storage is bounded per device and per tenant, because any visitor can register itself with a
+//! tenant's public widget id: a device keeps only its latest backup (a new one replaces the
+//! previous ones), a visitor's backup is small (`--visitor-backup-max-bytes`), and an upload that
+//! would take the device's or the tenant's stored bytes over `--quota-device-bytes` or
+//! `--quota-tenant-bytes` is refused with 413 `quota_exceeded`.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use sotto_core::device::DeviceId;
+use sotto_core::device::{DeviceId, DeviceKind};
 use sqlx::Row;
 
 use crate::audit::{self, AuditEvent};
@@ -77,7 +83,11 @@ pub async fn upload(
             })?;
             let conv = conversations::find(&state, &caller, id).await?;
             conv.require_reader(&caller)?;
-            (KIND_ATTACHMENT, Some(conv.conv_ref), Vec::new())
+            (
+                KIND_ATTACHMENT,
+                Some((conv.conv_ref, conv.team.team_ref)),
+                Vec::new(),
+            )
         }
         "backup" => {
             if req.conversation_id.is_some() {
@@ -111,8 +121,72 @@ pub async fn upload(
         return Err(ApiError::too_large("the blob exceeds the size limit"));
     }
     let size = i64::try_from(data.len()).unwrap_or(i64::MAX);
+    let limits = &state.settings.limits;
+    if kind == KIND_BACKUP
+        && caller.kind == DeviceKind::Visitor
+        && data.len() as u64 > limits.visitor_backup_max_bytes
+    {
+        state.metrics.quota_refused();
+        return Err(ApiError::quota_exceeded(
+            "a visitor device's backup exceeds the visitor backup limit",
+        ));
+    }
+    let (conversation, team_ref) = match conversation {
+        Some((c, t)) => (Some(c), Some(t)),
+        None => (None, None),
+    };
     let blob_id: [u8; 16] = random_for_request()?;
     let mut tx = state.db.begin_write().await?;
+    // Under the write transaction, so concurrent uploads on SQLite cannot both pass the check
+    // (on PostgreSQL two concurrent uploads may overshoot a quota by one blob). The cast: SUM of
+    // a BIGINT is NUMERIC in PostgreSQL.
+    // A new backup replaces the device's previous ones: they do not count.
+    let replaced = |k: i64| if kind == KIND_BACKUP { k } else { 0 };
+    let device_used: i64 = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS n FROM blobs \
+         WHERE tenant_id = $1 AND owner_device = $2 AND kind <> $3",
+    )
+    .bind(caller.tenant_id)
+    .bind(caller.device.0.to_vec())
+    .bind(replaced(KIND_BACKUP))
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get("n")?;
+    let tenant_used: i64 = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS n FROM blobs WHERE tenant_id = $1 \
+         AND NOT (owner_device = $2 AND kind = $3)",
+    )
+    .bind(caller.tenant_id)
+    .bind(caller.device.0.to_vec())
+    .bind(replaced(KIND_BACKUP))
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get("n")?;
+    let over = |used: i64, quota: u64| {
+        u64::try_from(used.saturating_add(size)).unwrap_or(u64::MAX) > quota
+    };
+    if over(device_used, limits.quota_device_bytes) {
+        tx.rollback().await?;
+        state.metrics.quota_refused();
+        return Err(ApiError::quota_exceeded(
+            "this device's stored blobs would exceed its quota; delete some first",
+        ));
+    }
+    if over(tenant_used, limits.quota_tenant_bytes) {
+        tx.rollback().await?;
+        state.metrics.quota_refused();
+        return Err(ApiError::quota_exceeded(
+            "the tenant's stored blobs would exceed its quota",
+        ));
+    }
+    if kind == KIND_BACKUP {
+        sqlx::query("DELETE FROM blobs WHERE tenant_id = $1 AND owner_device = $2 AND kind = $3")
+            .bind(caller.tenant_id)
+            .bind(caller.device.0.to_vec())
+            .bind(KIND_BACKUP)
+            .execute(&mut *tx)
+            .await?;
+    }
     sqlx::query(
         "INSERT INTO blobs (blob_id, tenant_id, owner_device, kind, conversation_ref, size, data, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -140,6 +214,7 @@ pub async fn upload(
     audit::record(
         &mut *tx,
         caller.tenant_id,
+        team_ref,
         AuditEvent::BlobStored,
         Some(&caller.device),
         Some(&to_hex(&blob_id)),
@@ -160,12 +235,16 @@ struct BlobMeta {
     owner: DeviceId,
     kind: i64,
     conversation_ref: Option<i64>,
+    /// The team of an attachment's conversation, for the audit log.
+    team_ref: Option<i64>,
 }
 
 /// Loads a blob of the caller's tenant (404 otherwise) and checks the caller may use it (403).
 async fn authorize(state: &AppState, caller: &Caller, blob_id: &[u8; 16]) -> ApiResult<BlobMeta> {
     let row = sqlx::query(
-        "SELECT owner_device, kind, conversation_ref FROM blobs WHERE blob_id = $1 AND tenant_id = $2",
+        "SELECT b.owner_device, b.kind, b.conversation_ref, c.team_ref FROM blobs b \
+         LEFT JOIN conversations c ON c.id = b.conversation_ref \
+         WHERE b.blob_id = $1 AND b.tenant_id = $2",
     )
     .bind(blob_id.to_vec())
     .bind(caller.tenant_id)
@@ -177,6 +256,7 @@ async fn authorize(state: &AppState, caller: &Caller, blob_id: &[u8; 16]) -> Api
         owner: DeviceId(owner.try_into().map_err(|_| ApiError::internal())?),
         kind: row.try_get("kind")?,
         conversation_ref: row.try_get("conversation_ref")?,
+        team_ref: row.try_get("team_ref")?,
     };
     if meta.owner == caller.device {
         return Ok(meta);
@@ -255,6 +335,7 @@ pub async fn fetch(
             audit::record(
                 c,
                 caller.tenant_id,
+                meta.team_ref,
                 AuditEvent::BlobFetched,
                 Some(&caller.device),
                 Some(&to_hex(&id)),
@@ -305,6 +386,7 @@ pub async fn delete(
     audit::record(
         &mut *tx,
         caller.tenant_id,
+        meta.team_ref,
         AuditEvent::BlobDeleted,
         Some(&caller.device),
         Some(&to_hex(&id)),

@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sotto_core::conversation::epoch::{EpochRecord, Freshness};
-use sotto_core::device::{DeviceId, DeviceRecord};
+use sotto_core::device::{DeviceId, DeviceKind, DeviceRecord};
 use sotto_core::team::{Role, TeamId};
 use sotto_core::wire::WireObject;
 use sqlx::Row;
@@ -189,6 +189,26 @@ pub async fn create(
         .verify(&s, None, Freshness::History)
         .map_err(|e| ApiError::refused("epoch record", e))?;
 
+    let quota = state.settings.limits.quota_visitor_conversations;
+    if caller.kind == DeviceKind::Visitor && quota > 0 {
+        // A visitor registers itself and each conversation is stored state: bounded per device.
+        let open: i64 = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM conversation_visitors v \
+             JOIN conversations c ON c.id = v.conversation_ref \
+             WHERE v.device_id = $1 AND c.tenant_id = $2",
+        )
+        .bind(caller.device.0.to_vec())
+        .bind(caller.tenant_id)
+        .fetch_one(state.db.pool())
+        .await?
+        .try_get("n")?;
+        if u64::try_from(open).unwrap_or(0) >= quota {
+            state.metrics.quota_refused();
+            return Err(ApiError::quota_exceeded(
+                "this visitor device takes part in as many conversations as it may",
+            ));
+        }
+    }
     let now = now();
     let id = record.conversation.0;
     let mut tx = state.db.begin_write().await?;
@@ -224,6 +244,7 @@ pub async fn create(
     audit::record(
         &mut *tx,
         caller.tenant_id,
+        Some(team.team_ref),
         AuditEvent::ConversationCreated,
         Some(&caller.device),
         Some(&to_hex(&id)),
@@ -407,6 +428,7 @@ pub async fn delete(
     audit::record(
         &mut *tx,
         caller.tenant_id,
+        Some(conv.team.team_ref),
         AuditEvent::ConversationDeleted,
         Some(&caller.device),
         Some(&to_hex(&conv.id)),

@@ -20,6 +20,7 @@ use crate::db::now;
 use crate::error::{ApiError, ApiResult, is_unique_violation};
 use crate::extract::{ApiJson, ApiPath, from_b64, from_hex, to_b64, to_hex};
 use crate::random::hash;
+use crate::rate_limit::ClientAddress;
 use crate::state::AppState;
 
 /// The name of a device kind in the API.
@@ -66,10 +67,18 @@ fn info(record: &DeviceRecord, registered_at: i64) -> DeviceInfo {
     }
 }
 
-/// `POST /v1/devices`: registers a device. 201 when new, 200 when the same record was already
-/// registered, 409 when another record holds the id.
+/// `POST /v1/devices`: registers a device. 201 both when new and when the same record was
+/// already registered, with `registered_at` the time of this request either way: the answer
+/// must not tell whoever holds a device's public record whether, or since when, it is
+/// registered. 409 when another record holds the id (only the holder of the identity key can
+/// make one).
+///
+/// Visitor registrations are throttled per client address and per tenant (429
+/// `registration_throttled`): anyone with the public widget id can make one, for free, and each
+/// is a stored row. (Member devices are few and useless until a team's chain names them.)
 pub async fn register(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<DeviceInfo>)> {
     let bytes = from_b64("record", &req.record)?;
@@ -90,6 +99,20 @@ pub async fn register(
     let tenant = tenant_by_widget(&state, &req.widget_id)
         .await?
         .ok_or_else(|| ApiError::not_found("tenant"))?;
+    let throttled = |wait: u64| {
+        state.metrics.quota_refused();
+        ApiError::registration_throttled(wait)
+    };
+    if record.kind() == DeviceKind::Visitor {
+        state
+            .registrations_per_address
+            .check(&address)
+            .map_err(throttled)?;
+        state
+            .registrations_per_tenant
+            .check(&tenant.id)
+            .map_err(throttled)?;
+    }
     let id = record.id();
     let now = now();
 
@@ -103,10 +126,9 @@ pub async fn register(
     .await?;
     if let Some(row) = existing {
         let stored: Vec<u8> = row.try_get("record")?;
-        let registered_at: i64 = row.try_get("registered_at")?;
         tx.rollback().await?;
         if stored == bytes && bootstrap.is_none() {
-            return Ok((StatusCode::OK, Json(info(&record, registered_at))));
+            return Ok((StatusCode::CREATED, Json(info(&record, now))));
         }
         return Err(ApiError::conflict(
             "already_registered",
@@ -132,14 +154,15 @@ pub async fn register(
         }
     }
     let inserted = sqlx::query(
-        "INSERT INTO devices (tenant_id, device_id, kind, record, bootstrap, registered_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO devices (tenant_id, device_id, kind, record, bootstrap, registered_at, last_seen_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(tenant.id)
     .bind(id.0.to_vec())
     .bind(i64::from(record.kind().to_byte()))
     .bind(bytes)
     .bind(i64::from(bootstrap.is_some()))
+    .bind(now)
     .bind(now)
     .execute(&mut *tx)
     .await;
@@ -157,6 +180,7 @@ pub async fn register(
     audit::record(
         &mut *tx,
         tenant.id,
+        None,
         AuditEvent::DeviceRegistered,
         Some(&id),
         Some(kind_name(record.kind())),
@@ -195,7 +219,10 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json
     Ok(Json(info(&record, at)))
 }
 
-/// `GET /v1/devices/{device_id}`: any device of the same tenant (public keys only).
+/// `GET /v1/devices/{device_id}`: a member device of the same tenant (public keys only), or the
+/// caller itself. Visitor and recovery devices are not listed to anyone else: the answer is the
+/// same 404 as for an unregistered id, so one visitor cannot learn whether another exists, or
+/// its keys (the team learns a visitor's record from the conversation's epoch records).
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -204,6 +231,7 @@ pub async fn get(
     let device = DeviceId(from_hex("device_id", &device_id)?);
     let (record, _, at) = load(&state, caller.tenant_id, &device)
         .await?
+        .filter(|(r, _, _)| r.kind() == DeviceKind::Member || device == caller.device)
         .ok_or_else(|| ApiError::not_found("device"))?;
     Ok(Json(info(&record, at)))
 }
@@ -261,6 +289,7 @@ pub async fn rotate(
     audit::record(
         &mut *tx,
         caller.tenant_id,
+        None,
         AuditEvent::KeyRotated,
         Some(&caller.device),
         Some(&generation.to_string()),

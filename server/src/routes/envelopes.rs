@@ -101,6 +101,26 @@ pub async fn post(
         ));
     }
 
+    // Envelopes are stored in cursor order and deleted oldest first, so the stored count is
+    // the newest cursor minus the oldest stored one, plus one: one index lookup, no count.
+    // Posts racing this check can pass it together; the overshoot is bounded by concurrency.
+    // No more can be stored than were ever posted: below the quota in cursors, no lookup.
+    let quota = state.settings.limits.quota_conversation_envelopes;
+    if quota > 0 && u64::try_from(conv.last_cursor).unwrap_or(0) >= quota {
+        let oldest: Option<i64> =
+            sqlx::query("SELECT MIN(cursor) AS m FROM envelopes WHERE conversation_ref = $1")
+                .bind(conv.conv_ref)
+                .fetch_one(state.db.pool())
+                .await?
+                .try_get("m")?;
+        let stored = oldest.map_or(0, |o| conv.last_cursor.saturating_sub(o).saturating_add(1));
+        if u64::try_from(stored).unwrap_or(0) >= quota {
+            state.metrics.quota_refused();
+            return Err(ApiError::quota_exceeded(
+                "the conversation holds as many stored messages as it may",
+            ));
+        }
+    }
     let cursor = state
         .envelopes
         .store(conv.conv_ref, bytes.clone(), now())

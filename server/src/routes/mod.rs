@@ -6,6 +6,7 @@ pub mod conversations;
 pub mod devices;
 pub mod envelopes;
 pub mod teams;
+pub mod widgets;
 
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/devices/me", get(devices::me))
         .route("/v1/devices/me/key-agreement", put(devices::rotate))
         .route("/v1/devices/{device_id}", get(devices::get))
+        .route("/v1/widgets/{widget_id}", get(widgets::get))
         .route("/v1/auth/challenge", post(auth::challenge))
         .route("/v1/auth/token", post(auth::token))
         .route("/v1/teams", get(teams::list).post(teams::create))
@@ -88,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed_fallback)
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(from_fn_with_state(state.clone(), rate_limit::per_address))
+        .layer(from_fn_with_state(state.clone(), request_timeout))
         .layer(from_fn(catch_panic))
         // Outside the rate limit, so a 429 is readable (with its Retry-After) cross-origin.
         .layer(from_fn_with_state(state.clone(), cors::cors))
@@ -135,6 +138,18 @@ async fn access_log(State(state): State<AppState>, mut req: Request, next: Next)
         "request"
     );
     response
+}
+
+/// Bounds the time a request may take, reading its body included: hyper's header-read timeout
+/// stops a client that sends headers slowly, this one a client that sends its body slowly
+/// (or a handler stuck behind the database). A WebSocket upgrade answers at once, so its
+/// long life after the upgrade is not affected.
+async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = std::time::Duration::from_secs(state.settings.limits.request_timeout_secs.max(1));
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::request_timeout().into_response(),
+    }
 }
 
 /// Turns a panic in a handler into a JSON 500 instead of a dropped connection.

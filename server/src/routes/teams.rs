@@ -166,6 +166,7 @@ pub async fn create(
     audit::record(
         &mut *tx,
         caller.tenant_id,
+        Some(team_ref),
         AuditEvent::TeamCreated,
         Some(&caller.device),
         Some(&to_hex(&team.team().0)),
@@ -359,6 +360,7 @@ pub async fn append(
     audit::record(
         &mut *tx,
         caller.tenant_id,
+        Some(entry.team_ref),
         AuditEvent::LinkAppended,
         Some(&caller.device),
         Some(&format!("{team_hex}:{}", link.seq)),
@@ -374,6 +376,7 @@ pub async fn append(
         audit::record(
             &mut *tx,
             caller.tenant_id,
+            Some(entry.team_ref),
             AuditEvent::TeamDeleted,
             Some(&caller.device),
             Some(&team_hex),

@@ -129,7 +129,29 @@ pub fn args(db: &Path) -> ServeArgs {
     a.listen = "127.0.0.1:0".parse().unwrap();
     a.rate_per_address = 0.0;
     a.rate_per_device = 0.0;
+    a.metrics_token = Some(METRICS_TOKEN.to_owned());
+    // Tests open many connections and sockets from one address; the abuse suite sets its own.
+    a.limits.max_connections_per_address = 4096;
+    a.limits.ws_max_per_address = 4096;
+    a.limits.registrations_per_address_hour = 0;
+    a.limits.registrations_per_tenant_hour = 0;
     a
+}
+
+/// The `--metrics-token` of in-process test relays.
+pub const METRICS_TOKEN: &str = "test-metrics-token";
+
+/// The metrics text of an in-process test relay.
+pub async fn metrics(base: &str) -> String {
+    http_client()
+        .get(format!("{base}/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 /// Something clients can talk to: an in-process relay or a relay process.

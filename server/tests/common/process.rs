@@ -47,7 +47,7 @@ pub fn create_tenant(database: &str) -> Tenant {
 }
 
 /// A `sotto-relay serve` process on 127.0.0.1 and an ephemeral port, whose stderr (its log) is
-/// collected. Rate limits are off.
+/// collected. Rate limits are off and connection and registration limits generous.
 pub struct Process {
     child: Child,
     log: Arc<Mutex<String>>,
@@ -68,6 +68,11 @@ impl Process {
             .env("SOTTO_LOG", log_filter)
             .env("SOTTO_RATE_PER_ADDRESS", "0")
             .env("SOTTO_RATE_PER_DEVICE", "0")
+            // Generous for tests that are not about limits; the abuse suite passes its own.
+            .env("SOTTO_MAX_CONNECTIONS_PER_ADDRESS", "4096")
+            .env("SOTTO_WS_MAX_PER_ADDRESS", "4096")
+            .env("SOTTO_REGISTRATIONS_PER_ADDRESS_HOUR", "0")
+            .env("SOTTO_REGISTRATIONS_PER_TENANT_HOUR", "0")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in env {
@@ -106,6 +111,11 @@ impl Process {
             log,
             base: format!("http://{addr}"),
         }
+    }
+
+    /// The relay's process id (for `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The log so far.
