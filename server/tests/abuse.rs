@@ -705,7 +705,9 @@ async fn audit_is_scoped_to_managed_teams() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_not_public() {
     let open = Bench::start(&[]).await;
-    let r = reqwest::get(format!("{}/metrics", open.relay.base))
+    let r = http_client()
+        .get(format!("{}/metrics", open.relay.base))
+        .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 404);

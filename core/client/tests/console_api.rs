@@ -122,6 +122,10 @@ async fn a_recovery_kit_restores_the_member_from_its_words_and_the_stored_blob()
     assert_ne!(*other.words, *kit.words);
     assert_ne!(other.blob_id, kit.blob_id);
 
+    // The relay keeps one backup per device: the newer kit supersedes the first.
+    let superseded = w.agent.fetch_backup(&kit.blob_id).await.unwrap_err();
+    assert_eq!(superseded.relay_code(), Some("not_found"));
+    let (kit, other) = (other, kit);
     let blob = w.agent.fetch_backup(&kit.blob_id).await.unwrap();
     let secret = RecoverySecret::from_words(&kit.words).unwrap();
     let (fresh, key) = TestRelay::store().await;
@@ -140,7 +144,7 @@ async fn a_recovery_kit_restores_the_member_from_its_words_and_the_stored_blob()
         ["before the kit"]
     );
 
-    // The other kit's words do not open this blob.
+    // The other (earlier) kit's words do not open this blob.
     let wrong = RecoverySecret::from_words(&other.words).unwrap();
     let (fresh, key) = TestRelay::store().await;
     let store = EncryptedStore::open(fresh, key).await.unwrap();
