@@ -163,6 +163,16 @@ pub enum SecurityWarning {
         /// The team.
         team_id: String,
     },
+    /// A member device sealed this device a team key that does not match the chain; ask a
+    /// manager to check (and remove) the author.
+    BadKeyWrap {
+        /// The team.
+        team_id: String,
+        /// The device that made the link.
+        author: String,
+        /// The link's sequence number.
+        seq: u64,
+    },
     /// Messages of a sender are missing.
     Gap {
         /// The conversation.
@@ -242,6 +252,11 @@ impl SecurityWarning {
             },
             Warning::Rollback { team } => SecurityWarning::Rollback {
                 team_id: h(&team.0),
+            },
+            Warning::BadKeyWrap { team, author, seq } => SecurityWarning::BadKeyWrap {
+                team_id: h(&team.0),
+                author: h(&author.0),
+                seq,
             },
             Warning::Gap {
                 conversation,

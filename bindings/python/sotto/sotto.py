@@ -3321,6 +3321,53 @@ class SecurityWarning:
             return True
 
     @dataclass
+    class BAD_KEY_WRAP:
+        """
+        A member device sealed this device a team key that does not match the chain; ask a
+        manager to check (and remove) the author.
+"""
+        
+        def __init__(self, team_id:str, author:str, seq:int):
+            self.team_id = team_id
+            
+            """
+        The team.
+"""
+        
+            self.author = author
+            
+            """
+        The device that made the link.
+"""
+        
+            self.seq = seq
+            
+            """
+        The link's sequence number.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "SecurityWarning.BAD_KEY_WRAP(team_id={}, author={}, seq={})".format(self.team_id, self.author, self.seq)
+        def __eq__(self, other):
+            if not isinstance(other, SecurityWarning):
+                return NotImplemented
+            if not other.is_BAD_KEY_WRAP():
+                return False
+            if self.team_id != other.team_id:
+                return False
+            if self.author != other.author:
+                return False
+            if self.seq != other.seq:
+                return False
+            return True
+
+    @dataclass
     class GAP:
         """
         Messages of a sender are missing.
@@ -3500,6 +3547,10 @@ class SecurityWarning:
         return isinstance(self, SecurityWarning.ROLLBACK)
     def is_rollback(self) -> bool:
         return isinstance(self, SecurityWarning.ROLLBACK)
+    def is_BAD_KEY_WRAP(self) -> bool:
+        return isinstance(self, SecurityWarning.BAD_KEY_WRAP)
+    def is_bad_key_wrap(self) -> bool:
+        return isinstance(self, SecurityWarning.BAD_KEY_WRAP)
     def is_GAP(self) -> bool:
         return isinstance(self, SecurityWarning.GAP)
     def is_gap(self) -> bool:
@@ -3523,6 +3574,7 @@ class SecurityWarning:
 # We might be able to do this a little more neatly with a metaclass, but this'll do.
 SecurityWarning.FORK = type("SecurityWarning.FORK", (SecurityWarning.FORK, SecurityWarning,), {})  # type: ignore
 SecurityWarning.ROLLBACK = type("SecurityWarning.ROLLBACK", (SecurityWarning.ROLLBACK, SecurityWarning,), {})  # type: ignore
+SecurityWarning.BAD_KEY_WRAP = type("SecurityWarning.BAD_KEY_WRAP", (SecurityWarning.BAD_KEY_WRAP, SecurityWarning,), {})  # type: ignore
 SecurityWarning.GAP = type("SecurityWarning.GAP", (SecurityWarning.GAP, SecurityWarning,), {})  # type: ignore
 SecurityWarning.UNVERIFIED_IDENTITY = type("SecurityWarning.UNVERIFIED_IDENTITY", (SecurityWarning.UNVERIFIED_IDENTITY, SecurityWarning,), {})  # type: ignore
 SecurityWarning.UNDECRYPTABLE = type("SecurityWarning.UNDECRYPTABLE", (SecurityWarning.UNDECRYPTABLE, SecurityWarning,), {})  # type: ignore
@@ -3544,23 +3596,29 @@ class _UniffiFfiConverterTypeSecurityWarning(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 3:
+            return SecurityWarning.BAD_KEY_WRAP(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterUInt64.read(buf),
+            )
+        if variant == 4:
             return SecurityWarning.GAP(
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterUInt32.read(buf),
             )
-        if variant == 4:
+        if variant == 5:
             return SecurityWarning.UNVERIFIED_IDENTITY(
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterString.read(buf),
             )
-        if variant == 5:
+        if variant == 6:
             return SecurityWarning.UNDECRYPTABLE(
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterUInt64.read(buf),
                 _UniffiFfiConverterString.read(buf),
             )
-        if variant == 6:
+        if variant == 7:
             return SecurityWarning.SEND_FAILED(
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterString.read(buf),
@@ -3574,6 +3632,11 @@ class _UniffiFfiConverterTypeSecurityWarning(_UniffiConverterRustBuffer):
             return
         if value.is_ROLLBACK():
             _UniffiFfiConverterString.check_lower(value.team_id)
+            return
+        if value.is_BAD_KEY_WRAP():
+            _UniffiFfiConverterString.check_lower(value.team_id)
+            _UniffiFfiConverterString.check_lower(value.author)
+            _UniffiFfiConverterUInt64.check_lower(value.seq)
             return
         if value.is_GAP():
             _UniffiFfiConverterString.check_lower(value.conversation_id)
@@ -3603,22 +3666,27 @@ class _UniffiFfiConverterTypeSecurityWarning(_UniffiConverterRustBuffer):
         if value.is_ROLLBACK():
             buf.write_i32(2)
             _UniffiFfiConverterString.write(value.team_id, buf)
-        if value.is_GAP():
+        if value.is_BAD_KEY_WRAP():
             buf.write_i32(3)
+            _UniffiFfiConverterString.write(value.team_id, buf)
+            _UniffiFfiConverterString.write(value.author, buf)
+            _UniffiFfiConverterUInt64.write(value.seq, buf)
+        if value.is_GAP():
+            buf.write_i32(4)
             _UniffiFfiConverterString.write(value.conversation_id, buf)
             _UniffiFfiConverterString.write(value.sender, buf)
             _UniffiFfiConverterUInt32.write(value.missing, buf)
         if value.is_UNVERIFIED_IDENTITY():
-            buf.write_i32(4)
+            buf.write_i32(5)
             _UniffiFfiConverterString.write(value.conversation_id, buf)
             _UniffiFfiConverterString.write(value.device_id, buf)
         if value.is_UNDECRYPTABLE():
-            buf.write_i32(5)
+            buf.write_i32(6)
             _UniffiFfiConverterString.write(value.conversation_id, buf)
             _UniffiFfiConverterUInt64.write(value.cursor, buf)
             _UniffiFfiConverterString.write(value.code, buf)
         if value.is_SEND_FAILED():
-            buf.write_i32(6)
+            buf.write_i32(7)
             _UniffiFfiConverterString.write(value.conversation_id, buf)
             _UniffiFfiConverterString.write(value.code, buf)
 

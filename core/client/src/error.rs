@@ -137,7 +137,9 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Transport(_) => true,
-            Error::Relay { status, .. } => *status == 429 || *status >= 500,
+            // 408: the relay timed a slow request out; 429: a rate limit, a registration
+            // throttle or a connection cap. A quota (413 quota_exceeded) does not pass by itself.
+            Error::Relay { status, .. } => *status == 408 || *status == 429 || *status >= 500,
             _ => false,
         }
     }
@@ -174,6 +176,10 @@ fn relay_code(code: &str) -> &'static str {
         "team_deleted" => "relay_team_deleted",
         "payload_too_large" => "relay_payload_too_large",
         "rate_limited" => "relay_rate_limited",
+        "quota_exceeded" => "relay_quota_exceeded",
+        "registration_throttled" => "relay_registration_throttled",
+        "too_many_connections" => "relay_too_many_connections",
+        "request_timeout" => "relay_request_timeout",
         "internal" => "relay_internal",
         _ => "relay_error",
     }
@@ -324,5 +330,33 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), all.len());
+    }
+
+    #[test]
+    fn the_relays_abuse_limits_are_typed_and_only_passing_ones_are_retried() {
+        let cases = [
+            (413, "quota_exceeded", "relay_quota_exceeded", false),
+            (
+                429,
+                "registration_throttled",
+                "relay_registration_throttled",
+                true,
+            ),
+            (
+                429,
+                "too_many_connections",
+                "relay_too_many_connections",
+                true,
+            ),
+            (408, "request_timeout", "relay_request_timeout", true),
+        ];
+        for (status, relay, code, transient) in cases {
+            let e = Error::Relay {
+                status,
+                code: relay.into(),
+            };
+            assert_eq!(e.code(), code);
+            assert_eq!(e.is_transient(), transient, "{code}");
+        }
     }
 }

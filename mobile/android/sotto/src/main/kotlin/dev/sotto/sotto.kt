@@ -5790,6 +5790,30 @@ sealed class SecurityWarning {
     }
     
     /**
+     * A member device sealed this device a team key that does not match the chain; ask a
+     * manager to check (and remove) the author.
+     */
+    data class BadKeyWrap(
+        /**
+         * The team.
+         */
+        val `teamId`: kotlin.String, 
+        /**
+         * The device that made the link.
+         */
+        val `author`: kotlin.String, 
+        /**
+         * The link's sequence number.
+         */
+        val `seq`: kotlin.ULong) : SecurityWarning()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
      * Messages of a sender are missing.
      */
     data class Gap(
@@ -5895,21 +5919,26 @@ public object FfiConverterTypeSecurityWarning : FfiConverterRustBuffer<SecurityW
             2 -> SecurityWarning.Rollback(
                 FfiConverterString.read(buf),
                 )
-            3 -> SecurityWarning.Gap(
+            3 -> SecurityWarning.BadKeyWrap(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterULong.read(buf),
+                )
+            4 -> SecurityWarning.Gap(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterUInt.read(buf),
                 )
-            4 -> SecurityWarning.UnverifiedIdentity(
+            5 -> SecurityWarning.UnverifiedIdentity(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
-            5 -> SecurityWarning.Undecryptable(
+            6 -> SecurityWarning.Undecryptable(
                 FfiConverterString.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterString.read(buf),
                 )
-            6 -> SecurityWarning.SendFailed(
+            7 -> SecurityWarning.SendFailed(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
@@ -5930,6 +5959,15 @@ public object FfiConverterTypeSecurityWarning : FfiConverterRustBuffer<SecurityW
             (
                 4UL
                 + FfiConverterString.allocationSize(value.`teamId`)
+            )
+        }
+        is SecurityWarning.BadKeyWrap -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`teamId`)
+                + FfiConverterString.allocationSize(value.`author`)
+                + FfiConverterULong.allocationSize(value.`seq`)
             )
         }
         is SecurityWarning.Gap -> {
@@ -5980,28 +6018,35 @@ public object FfiConverterTypeSecurityWarning : FfiConverterRustBuffer<SecurityW
                 FfiConverterString.write(value.`teamId`, buf)
                 Unit
             }
-            is SecurityWarning.Gap -> {
+            is SecurityWarning.BadKeyWrap -> {
                 buf.putInt(3)
+                FfiConverterString.write(value.`teamId`, buf)
+                FfiConverterString.write(value.`author`, buf)
+                FfiConverterULong.write(value.`seq`, buf)
+                Unit
+            }
+            is SecurityWarning.Gap -> {
+                buf.putInt(4)
                 FfiConverterString.write(value.`conversationId`, buf)
                 FfiConverterString.write(value.`sender`, buf)
                 FfiConverterUInt.write(value.`missing`, buf)
                 Unit
             }
             is SecurityWarning.UnverifiedIdentity -> {
-                buf.putInt(4)
+                buf.putInt(5)
                 FfiConverterString.write(value.`conversationId`, buf)
                 FfiConverterString.write(value.`deviceId`, buf)
                 Unit
             }
             is SecurityWarning.Undecryptable -> {
-                buf.putInt(5)
+                buf.putInt(6)
                 FfiConverterString.write(value.`conversationId`, buf)
                 FfiConverterULong.write(value.`cursor`, buf)
                 FfiConverterString.write(value.`code`, buf)
                 Unit
             }
             is SecurityWarning.SendFailed -> {
-                buf.putInt(6)
+                buf.putInt(7)
                 FfiConverterString.write(value.`conversationId`, buf)
                 FfiConverterString.write(value.`code`, buf)
                 Unit
