@@ -34,6 +34,7 @@ mod send;
 pub mod system;
 pub mod team;
 mod wake;
+mod witness;
 
 use std::sync::Arc;
 
@@ -101,7 +102,8 @@ pub(crate) struct Inner<S, T> {
     pub events: events::Events,
     /// When this device last attested each team's head: `(seq, time)`.
     pub attested: std::sync::Mutex<SortedMap<TeamId, (u64, u64)>>,
-    /// When this (visitor) client last saw a fresh attestation of each team's head.
+    /// When this client last saw a fresh attestation (visitors) or witness statement (visitors
+    /// and members) of each team's head.
     pub head_checked: std::sync::Mutex<SortedMap<TeamId, u64>>,
     /// Cuts the push loop's waits short when the network is back.
     pub wake: wake::WakeSignal,

@@ -497,6 +497,11 @@ impl<S: Store, T: Transport> Client<S, T> {
                     self.accept_link(team, view, &link).await?;
                     if !view.state.is_deleted() {
                         self.attest(view, true).await?;
+                        // The witness bounds how long the relay can hide this link from
+                        // others only once it holds it. Best effort: the link is appended
+                        // already, and every later check of this or another member's client
+                        // pushes what the witness lacks.
+                        let _ = self.update_witness(&view.state).await;
                     }
                     return Ok(());
                 }
@@ -652,7 +657,14 @@ impl<S: Store, T: Transport> Client<S, T> {
 
     /// Checks that the relay serves a fresh attestation of the head this client verified, as a
     /// visitor must before sealing to the team (syncing the chain once if the head moved).
+    ///
+    /// When the chain names a freshness witness, its statement replaces the attestation: the
+    /// relay cannot get the witness to vouch for an old head by hiding links from a member.
     pub(crate) async fn check_fresh_head(&self, team: &TeamId) -> Result<TeamState> {
+        self.sync_team(team).await?;
+        if self.check_witness(team).await? {
+            return self.team_state(team).await;
+        }
         let mut last = None;
         for _ in 0..2 {
             self.sync_team(team).await?;
@@ -675,10 +687,12 @@ impl<S: Store, T: Transport> Client<S, T> {
         Err(last.map_or(Error::BadResponse("attestation"), Error::Core))
     }
 
-    /// Whether a visitor must see a fresh head attestation again before it seals anything to
-    /// the team: after half the policy's freshness limit since the last one. So a relay that
-    /// hides a removal (and the rotation with it) can keep a visitor writing to the old key for
-    /// at most one and a half times the limit; sending fails rather than skip the check.
+    /// Whether a visitor must see a fresh head attestation (or witness statement) again before
+    /// it seals anything to the team, or a member must check the witness again before it
+    /// sends: after half the policy's freshness limit since the last check. So a relay that
+    /// hides a removal (and the rotation with it) can keep a client writing to the old key for
+    /// at most one and a half times the limit (PROTOCOL §6.8 for the exact bound); sending
+    /// fails rather than skip the check.
     pub(crate) async fn head_check_due(&self, team: &TeamId) -> Result<bool> {
         let state = self.team_state(team).await?;
         let half = u64::from(state.policy().freshness_limit_secs / 2);
