@@ -398,6 +398,26 @@ impl<S: Store, T: Transport> Client<S, T> {
             .await
     }
 
+    /// Names the team's freshness witness (owner only; PROTOCOL §6.8): the service at `url`
+    /// (`https`, or `http` on loopback) whose statements are signed with `key`. From then on
+    /// clients refuse to send when it vouches for links the relay does not serve them.
+    pub async fn set_witness(
+        &self,
+        team: &TeamId,
+        url: &str,
+        key: sotto_core::crypto::sign::VerifyingKey,
+    ) -> Result<()> {
+        crate::transport::RelayUrl::parse(url)?;
+        self.propose(
+            team,
+            Change::SetWitness {
+                url: url.to_owned(),
+                key,
+            },
+        )
+        .await
+    }
+
     /// Rotates the team key.
     pub async fn rotate_team_key(&self, team: &TeamId) -> Result<()> {
         self.propose(team, Change::RotateKey).await
