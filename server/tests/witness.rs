@@ -119,6 +119,24 @@ async fn the_witness_keeps_only_verified_links_and_a_restart_keeps_its_head() {
     let mut chain = Chain::new(witness.public_key(), &base);
     let team = hex::encode(chain.state.team().0);
 
+    // A browser's preflight for a push from the widget's page is answered for any origin.
+    let preflight = http_client()
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{base}/v1/witness/{team}/links"),
+        )
+        .header("origin", "https://shop.example.com")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status().as_u16(), 204);
+    let h = preflight.headers();
+    assert_eq!(h["access-control-allow-origin"], "*");
+    assert_eq!(h["access-control-allow-methods"], "GET, POST");
+    assert_eq!(h["access-control-allow-headers"], "content-type");
+
     // Unknown until the first push, which must start at link 0.
     assert_eq!(statement(&base, &team).await.0, 404);
     let (status, body) = push(&base, &team, &wire(&chain.links[1..])).await;

@@ -308,6 +308,45 @@ mod tests {
     }
 
     #[test]
+    fn set_witness_round_trips_and_its_url_is_bounded() {
+        use crate::team::link::{Link, MAX_WITNESS_URL_LEN};
+        let mut t = Team::new();
+        let key = t.witness.verifying_key();
+        let change = |url: String| Change::SetWitness { url, key };
+        let link = t
+            .state
+            .propose(
+                &mut t.rng,
+                &t.owner,
+                &mut t.keyring,
+                change("https://w.example.com".into()),
+                false,
+                NOW,
+            )
+            .unwrap();
+        assert_eq!(Link::from_wire(&link.to_wire()).unwrap(), link);
+
+        // A URL one byte over the limit does not decode, whoever signed it.
+        let mut long = link.clone();
+        long.change = change("a".repeat(MAX_WITNESS_URL_LEN + 1));
+        long.sign(&t.owner);
+        assert_eq!(
+            Link::from_wire(&long.to_wire()),
+            Err(Error::Decode(crate::DecodeError::LengthLimit))
+        );
+        // An empty one decodes but the chain refuses it.
+        let empty = t.state.propose(
+            &mut t.rng,
+            &t.owner,
+            &mut t.keyring,
+            change(String::new()),
+            false,
+            NOW,
+        );
+        assert_eq!(chain_error(empty.unwrap_err()), ChainError::NotPermitted);
+    }
+
+    #[test]
     fn another_team_or_no_witness_is_refused() {
         let mut t = Team::new();
         let mut other = WitnessStatement::sign(&t.state, &t.witness, NOW);

@@ -247,9 +247,12 @@ impl<S: Store, T: Transport> Client<S, T> {
                         other => other?,
                     }
                 }
-            } else if self.head_check_due(&record.team).await? {
+            } else if self.has_witness(&record.team).await
+                && self.head_check_due(&record.team).await?
+            {
                 // A member shown an old chain must not keep writing to a key a removed member
-                // holds: with a witness, it checks like a visitor (a no-op without one).
+                // holds: with a witness, it checks like a visitor. (Without one there is nothing
+                // outside the relay to check against: PROTOCOL §6.7.)
                 self.check_witness(&record.team).await?;
             }
             let state = self.team_state(&record.team).await?;

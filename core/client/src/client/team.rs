@@ -726,6 +726,13 @@ impl<S: Store, T: Transport> Client<S, T> {
             .is_none_or(|at| now.saturating_sub(at) >= half))
     }
 
+    /// Whether the team's verified chain names a freshness witness (without copying the state:
+    /// members ask on every send).
+    pub(crate) async fn has_witness(&self, team: &TeamId) -> bool {
+        let teams = self.inner.teams.lock().await;
+        teams.get(team).is_some_and(|v| v.state.witness().is_some())
+    }
+
     /// Forgets a team: its conversations, chain and keys.
     async fn forget_team(&self, team: &TeamId) -> Result<()> {
         self.forget_team_data(team).await?;
