@@ -230,3 +230,58 @@ async fn without_a_witness_a_relay_partitioning_an_agent_too_goes_undetected() {
         ["before", "during", "reply during"]
     );
 }
+
+/// A visitor verifies the chain afresh, so the relay can serve it a prefix that ends before the
+/// owner's SetWitness link, with an old attestation of that prefix: the witness alone cannot
+/// help. A team reference that pins the witness key (the widget snippet) closes it.
+#[tokio::test]
+async fn a_visitor_whose_team_reference_pins_the_witness_refuses_a_chain_without_it() {
+    let relay = TestRelay::start().await;
+    let dir = TempDir::new();
+    let args = WitnessArgs::new(dir.0.join("witness.key"), dir.0.join("witness"));
+    let witness = sotto_relay::witness::start(&args).await.unwrap();
+    let key = VerifyingKey::from_bytes(&witness.public_key()).unwrap();
+    let (owner, _, _) = relay.register(DeviceKind::Member, true).await;
+    let team = owner.create_team(Policy::default()).await.unwrap();
+    // The relay keeps the attestation of the first head, to replay it later.
+    let (scout, _, scout_net) = relay.register(DeviceKind::Visitor, false).await;
+    scout.open_conversation(team).await.unwrap();
+    let old_attestation = scout_net.last_attestation().unwrap();
+    owner
+        .set_witness(&team.team, &format!("http://{}", witness.addr()), key)
+        .await
+        .unwrap();
+    let pinned = team.with_witness(&key);
+    assert_eq!(TeamRef::parse(&pinned.to_string()).unwrap(), pinned);
+
+    // Without the pin, the prefix before SetWitness and the old attestation are accepted:
+    // the weaker bound (PROTOCOL §6.8, "What it assumes").
+    let (unpinned, _, net) = relay.register(DeviceKind::Visitor, false).await;
+    net.hide_links_after(Some(0));
+    net.serve_attestation(old_attestation.clone());
+    unpinned.open_conversation(team).await.unwrap();
+
+    // With it, the visitor refuses to seal and warns, until the relay serves the link.
+    let (visitor, _, net) = relay.register(DeviceKind::Visitor, false).await;
+    let mut events = visitor.events();
+    net.hide_links_after(Some(0));
+    net.serve_attestation(old_attestation);
+    let err = visitor.open_conversation(pinned).await.unwrap_err();
+    assert_eq!(err.code(), "chain_withheld");
+    assert_eq!(rollbacks(&mut events, &team), 1);
+    net.hide_links_after(None);
+    net.replay_attestation(false);
+    let conversation = visitor.open_conversation(pinned).await.unwrap();
+    visitor.send_text(&conversation, "hello").await.unwrap();
+    assert_eq!(rollbacks(&mut events, &team), 0);
+
+    // A reference pinning another witness key is refused, not trusted.
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let other = sotto_core::crypto::sign::SigningKey::generate(&mut rng).verifying_key();
+    let (stale, _, _) = relay.register(DeviceKind::Visitor, false).await;
+    let err = stale
+        .open_conversation(team.with_witness(&other))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "chain_bad_witness");
+}

@@ -85,6 +85,8 @@ impl<S, T> core::fmt::Debug for Client<S, T> {
 pub(crate) struct TeamView {
     pub state: TeamState,
     pub keyring: TeamKeyring,
+    /// The witness key the out-of-band team reference pinned, if any: the chain must name it.
+    pub witness_pin: Option<[u8; 32]>,
 }
 
 pub(crate) struct Inner<S, T> {

@@ -157,8 +157,11 @@ impl Account {
 }
 
 /// A team this client follows: the fingerprint it was pinned to.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct TeamRecord {
     pub fingerprint: LinkHash,
+    /// The freshness witness key the team reference given out of band pins (PROTOCOL §6.8).
+    pub witness_pin: Option<[u8; 32]>,
 }
 
 impl TeamRecord {
@@ -166,6 +169,11 @@ impl TeamRecord {
         let mut w = Writer::new();
         w.u8(FORMAT);
         w.put(&self.fingerprint);
+        // Appended only when present, so records written before witness pins still read.
+        if let Some(key) = &self.witness_pin {
+            w.u8(1);
+            w.array(key);
+        }
         w.into_bytes()
     }
 
@@ -175,8 +183,19 @@ impl TeamRecord {
             return Err(Error::Corrupt("unknown team record format"));
         }
         let fingerprint = r.get().map_err(corrupt)?;
+        let witness_pin = if r.remaining() == 0 {
+            None
+        } else {
+            if r.u8().map_err(corrupt)? != 1 {
+                return Err(Error::Corrupt("unknown team record field"));
+            }
+            Some(r.array().map_err(corrupt)?)
+        };
         reader_finish(&r)?;
-        Ok(TeamRecord { fingerprint })
+        Ok(TeamRecord {
+            fingerprint,
+            witness_pin,
+        })
     }
 }
 
@@ -356,5 +375,30 @@ mod tests {
             assert!(StoredMessage::decode(&bytes[..cut]).is_err());
         }
         assert!(ConvRecord::decode(&[9, 9, 9]).is_err());
+    }
+
+    #[test]
+    fn team_records_keep_a_witness_pin_and_still_read_without_one() {
+        let plain = TeamRecord {
+            fingerprint: LinkHash([3; 32]),
+            witness_pin: None,
+        };
+        let pinned = TeamRecord {
+            witness_pin: Some([4; 32]),
+            ..plain.clone()
+        };
+        // Records written before pins existed are the plain encoding.
+        assert_eq!(plain.encode().len(), 1 + 32);
+        assert_eq!(TeamRecord::decode(&plain.encode()).unwrap(), plain);
+        let bytes = pinned.encode();
+        assert_eq!(TeamRecord::decode(&bytes).unwrap(), pinned);
+        for cut in 0..bytes.len() {
+            if cut != 1 + 32 {
+                assert!(TeamRecord::decode(&bytes[..cut]).is_err(), "{cut}");
+            }
+        }
+        let mut unknown = bytes;
+        unknown[1 + 32] = 2;
+        assert!(TeamRecord::decode(&unknown).is_err());
     }
 }

@@ -31,27 +31,49 @@ const LINK_PAGE: usize = 500;
 /// Attempts at appending a link when other members keep moving the head.
 const PROPOSE_ATTEMPTS: usize = 4;
 
-/// What identifies a team out of band: its id and the hash of its first link. The widget
-/// snippet and invitations carry it; a client verifies the whole chain from the fingerprint, so
-/// the relay cannot substitute another team.
+/// What identifies a team out of band: its id and the hash of its first link, and optionally
+/// the key of its freshness witness. The widget snippet and invitations carry it; a client
+/// verifies the whole chain from the fingerprint, so the relay cannot substitute another team.
+///
+/// A pinned witness key closes what a chain alone cannot (PROTOCOL §6.8): a visitor verifies
+/// the chain afresh, so without the pin a relay could serve it a prefix that ends before the
+/// owner's SetWitness link. With the pin the client refuses any chain that does not name that
+/// witness (`chain_withheld` when it names none).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TeamRef {
     /// The team id.
     pub team: TeamId,
     /// The hash of the team's first link.
     pub fingerprint: LinkHash,
+    /// The Ed25519 key of the team's freshness witness, if the reference pins one.
+    pub witness: Option<[u8; 32]>,
 }
 
 impl TeamRef {
-    /// Parses `team_id:fingerprint` (32 and 64 hex digits), the form [`fmt::Display`] writes.
+    /// Parses `team_id:fingerprint` or `team_id:fingerprint:witness_key` (32, 64 and 64 hex
+    /// digits), the forms [`fmt::Display`] writes.
     pub fn parse(s: &str) -> Result<Self> {
-        let (team, fingerprint) = s
-            .split_once(':')
-            .ok_or(Error::InvalidInput("team reference"))?;
+        let mut parts = s.splitn(3, ':');
+        let team = parts.next().ok_or(Error::InvalidInput("team reference"))?;
+        let fingerprint = parts.next().ok_or(Error::InvalidInput("team reference"))?;
+        let witness = parts
+            .next()
+            .map(|k| parse_hex(k, "witness key"))
+            .transpose()?;
         Ok(TeamRef {
             team: TeamId(parse_hex(team, "team id")?),
             fingerprint: LinkHash(parse_hex(fingerprint, "team fingerprint")?),
+            witness,
         })
+    }
+
+    /// This reference with the team's witness key pinned (what the widget snippet should carry
+    /// once an owner set a witness).
+    pub fn with_witness(self, key: &sotto_core::crypto::sign::VerifyingKey) -> Self {
+        TeamRef {
+            witness: Some(*key.as_bytes()),
+            ..self
+        }
     }
 }
 
@@ -62,7 +84,11 @@ impl fmt::Display for TeamRef {
             "{}:{}",
             hex::encode(self.team.0),
             hex::encode(self.fingerprint.0)
-        )
+        )?;
+        match &self.witness {
+            Some(key) => write!(f, ":{}", hex::encode(key)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -137,7 +163,11 @@ pub(crate) async fn load_teams<S: Store>(
                     let mut keyring = TeamKeyring::new();
                     // A bad wrap was reported when the link first arrived.
                     let _reported = state.absorb_keys(&link, device, &mut keyring);
-                    view = Some(TeamView { state, keyring });
+                    view = Some(TeamView {
+                        state,
+                        keyring,
+                        witness_pin: record.witness_pin,
+                    });
                 }
                 Some(v) => {
                     v.state.apply(&link)?;
@@ -177,12 +207,14 @@ impl<S: Store, T: Transport> Client<S, T> {
         let team = TeamRef {
             team: state.team(),
             fingerprint: state.fingerprint(),
+            witness: None,
         };
         let mut txn = Transaction::new();
         txn.put(
             records::team_id(&team.team)?,
             &TeamRecord {
                 fingerprint: team.fingerprint,
+                witness_pin: None,
             }
             .encode(),
             Expect::Absent,
@@ -194,7 +226,11 @@ impl<S: Store, T: Transport> Client<S, T> {
         );
         inner.store.commit(txn).await?;
         let mut teams = inner.teams.lock().await;
-        let view = teams.get_or_insert_with(team.team, || TeamView { state, keyring });
+        let view = teams.get_or_insert_with(team.team, || TeamView {
+            state,
+            keyring,
+            witness_pin: None,
+        });
         self.attest(view, true).await?;
         Ok(team)
     }
@@ -210,6 +246,21 @@ impl<S: Store, T: Transport> Client<S, T> {
                 return Err(Error::Core(
                     sotto_core::ChainError::FingerprintMismatch.into(),
                 ));
+            }
+            if team.witness.is_some() && team.witness != view.witness_pin {
+                // A newer reference pins a witness (or another one): keep the newest given.
+                let mut txn = Transaction::new();
+                txn.put(
+                    records::team_id(&team.team)?,
+                    &TeamRecord {
+                        fingerprint: team.fingerprint,
+                        witness_pin: team.witness,
+                    }
+                    .encode(),
+                    Expect::Any,
+                );
+                inner.store.commit(txn).await?;
+                view.witness_pin = team.witness;
             }
             return self.sync_locked(&team.team, view).await;
         }
@@ -238,6 +289,7 @@ impl<S: Store, T: Transport> Client<S, T> {
             records::team_id(&team.team)?,
             &TeamRecord {
                 fingerprint: team.fingerprint,
+                witness_pin: team.witness,
             }
             .encode(),
             Expect::Any,
@@ -248,7 +300,11 @@ impl<S: Store, T: Transport> Client<S, T> {
             Expect::Any,
         );
         inner.store.commit(txn).await?;
-        let view = teams.get_or_insert_with(team.team, || TeamView { state, keyring });
+        let view = teams.get_or_insert_with(team.team, || TeamView {
+            state,
+            keyring,
+            witness_pin: team.witness,
+        });
         self.sync_locked(&team.team, view).await
     }
 
@@ -262,6 +318,7 @@ impl<S: Store, T: Transport> Client<S, T> {
             .map(|v| TeamRef {
                 team: v.state.team(),
                 fingerprint: v.state.fingerprint(),
+                witness: v.witness_pin,
             })
             .collect()
     }
@@ -730,7 +787,15 @@ impl<S: Store, T: Transport> Client<S, T> {
     /// members ask on every send).
     pub(crate) async fn has_witness(&self, team: &TeamId) -> bool {
         let teams = self.inner.teams.lock().await;
-        teams.get(team).is_some_and(|v| v.state.witness().is_some())
+        teams
+            .get(team)
+            .is_some_and(|v| v.state.witness().is_some() || v.witness_pin.is_some())
+    }
+
+    /// The witness key the team reference pinned, if any.
+    pub(crate) async fn witness_pin(&self, team: &TeamId) -> Option<[u8; 32]> {
+        let teams = self.inner.teams.lock().await;
+        teams.get(team).and_then(|v| v.witness_pin)
     }
 
     /// Forgets a team: its conversations, chain and keys.

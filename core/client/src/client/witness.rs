@@ -36,6 +36,17 @@ struct LinksIn<'a> {
     links: &'a [String],
 }
 
+/// A pinned witness key must be the one the chain names: a reference pinning another (an owner
+/// replaced the witness and the snippet was not updated) is refused rather than trusted.
+fn check_pin(state: &TeamState, pin: Option<[u8; 32]>) -> Result<()> {
+    match (pin, state.witness()) {
+        (Some(pin), Some((_, key))) if pin != *key.as_bytes() => {
+            Err(Error::Core(ChainError::BadWitness.into()))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn witness_path(team: &TeamId, rest: &str) -> String {
     format!("/v1/witness/{}{rest}", hex::encode(team.0))
 }
@@ -122,10 +133,27 @@ impl<S: crate::store::Store, T: Transport> Client<S, T> {
     /// PROTOCOL §6.7). Refuses with [`ChainError::Withheld`] (and warns) when the witness
     /// vouches for links the relay does not serve.
     pub(crate) async fn check_witness(&self, team: &TeamId) -> Result<bool> {
-        let before = self.team_state(team).await?;
-        if before.witness().is_none() || before.is_deleted() {
+        let pin = self.witness_pin(team).await;
+        let mut before = self.team_state(team).await?;
+        if before.is_deleted() {
             return Ok(false);
         }
+        if before.witness().is_none() {
+            if pin.is_none() {
+                return Ok(false);
+            }
+            // The reference pins a witness the chain does not name yet: fetch the links; if
+            // the relay still serves none naming it, it withholds the SetWitness link.
+            self.sync_team(team).await?;
+            before = self.team_state(team).await?;
+            if before.witness().is_none() {
+                self.inner
+                    .events
+                    .emit(Event::Warning(Warning::Rollback { team: *team }));
+                return Err(Error::Core(ChainError::Withheld.into()));
+            }
+        }
+        check_pin(&before, pin)?;
         let statement = match self.fetch_statement(&before).await? {
             Some(s) => s,
             None => {
@@ -139,6 +167,7 @@ impl<S: crate::store::Store, T: Transport> Client<S, T> {
         // Statement first, then the relay: every link the witness held was on the relay before.
         self.sync_team(team).await?;
         let state = self.team_state(team).await?;
+        check_pin(&state, pin)?;
         let now = self.now();
         match statement.check(&state, now) {
             Ok(WitnessVerdict::Current) => {}

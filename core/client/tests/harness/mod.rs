@@ -252,6 +252,16 @@ impl FlakyTransport {
             .store(seq.unwrap_or(u64::MAX), Ordering::SeqCst);
     }
 
+    /// The last head attestation response the relay served this client.
+    pub fn last_attestation(&self) -> Option<Vec<u8>> {
+        self.attestation.lock().unwrap().0.clone()
+    }
+
+    /// Serves this client `body` as the head attestation from now on (an old one the relay kept).
+    pub fn serve_attestation(&self, body: Vec<u8>) {
+        *self.attestation.lock().unwrap() = (Some(body), true);
+    }
+
     /// Keeps serving the head attestation last served (`false`: the relay's current one again).
     pub fn replay_attestation(&self, replay: bool) {
         self.attestation.lock().unwrap().1 = replay;
