@@ -71,6 +71,16 @@ pub enum ChainError {
     StaleHead,
     /// The integration key was revoked by the chain.
     RevokedKey,
+    /// The team's freshness witness vouches for a head beyond the one the relay served: the
+    /// relay withholds links (a rollback). Nothing may be sealed to the team until it serves
+    /// them.
+    Withheld,
+    /// The freshness witness vouches for a different link at a sequence number this client
+    /// verified: someone was shown another history.
+    Fork,
+    /// A witness statement is not for this team, not signed by the witness key the chain names,
+    /// dated in the future, or the chain names no witness.
+    BadWitness,
 }
 
 /// Why a conversation message was refused (DESIGN 4.4, G8).
@@ -204,6 +214,9 @@ impl Error {
                 ChainError::BadAttestation => "chain_bad_attestation",
                 ChainError::StaleHead => "chain_stale_head",
                 ChainError::RevokedKey => "chain_revoked_key",
+                ChainError::Withheld => "chain_withheld",
+                ChainError::Fork => "chain_fork",
+                ChainError::BadWitness => "chain_bad_witness",
             },
             Error::Message(m) => match m {
                 MessageError::Duplicate => "message_duplicate",

@@ -65,6 +65,8 @@ pub enum ObjectType {
     Backup = 10,
     /// A history grant: a conversation's epoch secrets re-sealed to a customer's new device.
     HistoryGrant = 11,
+    /// A freshness witness's signed statement of a team's chain head (PROTOCOL §6.8).
+    WitnessStatement = 12,
 }
 
 /// An object that travels in a wire envelope.

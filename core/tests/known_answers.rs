@@ -25,12 +25,15 @@ use sotto_core::crypto::agreement::AgreementSecret;
 use sotto_core::crypto::hkdf;
 use sotto_core::crypto::hpke::{self, HpkeSealed};
 use sotto_core::crypto::secret::SecretBytes;
+use sotto_core::crypto::sign::SigningKey;
 use sotto_core::device::{Device, DeviceKind, DeviceRecord, KeyAgreementRecord};
 use sotto_core::recovery::RecoverySecret;
+use sotto_core::team::witness::{WitnessStatement, WitnessVerdict};
 use sotto_core::team::{Change, Link, LinkHash, MemberId, Policy, Role, TeamKeyring, TeamState};
 use sotto_core::wire::WireObject;
 
 const SEED: [u8; 32] = *b"sotto known-answer vectors v1 --";
+const WITNESS_SEED: [u8; 32] = *b"sotto known-answer witness v1 --";
 const NOW: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 
 fn vector_path() -> PathBuf {
@@ -94,9 +97,12 @@ fn generate() -> Value {
     .expect("hkdf");
 
     let team = team_vectors(&mut rng);
+    // Its own seed, so adding it left every earlier vector unchanged.
+    let witness = witness_vectors(&mut ChaCha20Rng::from_seed(WITNESS_SEED));
 
     json!({
         "team": team,
+        "witness": witness,
         "description": "Sotto core known-answer vectors, suite 1, wire version 1. Generated from a fixed seed by core/tests/known_answers.rs; byte strings are hex.",
         "recovery": {
             "secret_words": recovery.to_words().as_str(),
@@ -133,6 +139,60 @@ fn generate() -> Value {
             "salt": h(b"salt"), "ikm": h(b"input keying material"), "info": h(b"sotto/v1/kat/hkdf"), "okm": h(&okm),
         },
     })
+}
+
+/// A team whose owner names a freshness witness (change 12), and the witness's statement of the
+/// head (PROTOCOL §6.8).
+fn witness_vectors(rng: &mut ChaCha20Rng) -> Value {
+    let owner = Device::generate(DeviceKind::Member, rng, NOW);
+    let (first, mut state, mut keyring) =
+        TeamState::create(rng, &owner, &[], Policy::default(), NOW).expect("create");
+    let witness_key = SigningKey::generate(rng);
+    let link = state
+        .propose(
+            rng,
+            &owner,
+            &mut keyring,
+            Change::SetWitness {
+                url: "https://witness.example.com".into(),
+                key: witness_key.verifying_key(),
+            },
+            false,
+            NOW,
+        )
+        .expect("propose");
+    state.apply(&link).expect("apply");
+    let statement = WitnessStatement::sign(&state, &witness_key, NOW);
+    json!({
+        "fingerprint": h(&first.hash().0),
+        "links": [h(&first.to_wire()), h(&link.to_wire())],
+        "witness_public_key": h(witness_key.verifying_key().as_bytes()),
+        "now": NOW,
+        "statement": h(&statement.to_wire()),
+    })
+}
+
+#[test]
+fn checked_in_witness_vectors_verify_independently() {
+    let text = std::fs::read_to_string(vector_path()).expect("vectors");
+    let v: Value = serde_json::from_str(&text).expect("json");
+    let w = &v["witness"];
+    let links: Vec<Link> = w["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .map(|l| Link::from_wire(&unhex(l)).expect("link decodes"))
+        .collect();
+    let fingerprint = LinkHash(unhex(&w["fingerprint"]).try_into().expect("32 bytes"));
+    let state = TeamState::verify_chain(&links, &fingerprint).expect("chain verifies");
+    let (url, key) = state.witness().expect("the chain names a witness");
+    assert_eq!(url, "https://witness.example.com");
+    assert_eq!(key.as_bytes().to_vec(), unhex(&w["witness_public_key"]));
+    let statement = WitnessStatement::from_wire(&unhex(&w["statement"])).expect("decodes");
+    assert_eq!(
+        statement.check(&state, w["now"].as_u64().expect("now")),
+        Ok(WitnessVerdict::Current)
+    );
 }
 
 /// A team (owner creates, adds an agent, rotates), a visitor's epoch record, one message each way

@@ -102,7 +102,7 @@ fn expected(author: Role, kind: &str, target: Role, own: bool) -> bool {
             }
         }
         "rotate" | "set_policy" | "add_integration_key" | "revoke_integration_key" => is_manager,
-        "delete_team" => author == Owner,
+        "delete_team" | "set_witness" => author == Owner,
         other => panic!("no row for {other}"),
     }
 }
@@ -206,6 +206,15 @@ fn every_author_role_target_role_and_change_is_judged_by_the_rules() {
                     target_role,
                     false,
                 ),
+                (
+                    "set_witness",
+                    Change::SetWitness {
+                        url: "https://witness.example.com".into(),
+                        key: other_backend.verifying_key(),
+                    },
+                    target_role,
+                    false,
+                ),
                 ("delete_team", Change::DeleteTeam, target_role, false),
             ];
             // The same device changes to the author's own member.
@@ -270,7 +279,7 @@ fn every_author_role_target_role_and_change_is_judged_by_the_rules() {
             }
         }
     }
-    assert_eq!(tried, 6 * 6 * 13);
+    assert_eq!(tried, 6 * 6 * 14);
 }
 
 #[test]

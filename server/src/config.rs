@@ -34,6 +34,9 @@ pub enum Command {
     },
     /// Writes a consistent snapshot of a live SQLite database (VACUUM INTO).
     Backup(BackupArgs),
+    /// Runs a team freshness witness (PROTOCOL §6.8), a separate service for the company's own
+    /// origin: it verifies the chain links clients push and signs its newest head.
+    Witness(crate::witness::WitnessArgs),
 }
 
 /// Operator commands on tenants.

@@ -15,7 +15,8 @@
 //! - [`teams`]: verified team chain states; [`events`] and [`fanout`]: push to WebSockets
 //!   ([`ws`]), between nodes over PostgreSQL `LISTEN`/`NOTIFY` ([`pg_fanout`]);
 //! - [`rate_limit`] and [`limits`] (what a client may ask for and hold open), [`metrics`], [`audit`], [`sweep`] (retention), [`error`], [`extract`];
-//! - [`tenant`] and [`backup`]: operator commands; [`openapi`]: the API description.
+//! - [`tenant`] and [`backup`]: operator commands; [`openapi`]: the API description;
+//! - [`witness`]: `sotto-relay witness`, the team freshness witness, a separate service.
 //!
 //! The API is described in `docs/RELAY-API.md` and served as OpenAPI at `GET /openapi.json`.
 
@@ -46,6 +47,7 @@ pub mod sweep;
 pub mod teams;
 pub mod tenant;
 pub mod web_root;
+pub mod witness;
 pub mod ws;
 
 pub use config::{Cli, Command, ServeArgs};

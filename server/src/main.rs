@@ -1,4 +1,4 @@
-//! The `sotto-relay` command: `serve`, `tenant create`, `tenant embed-origins`, `backup`.
+//! The `sotto-relay` command: `serve`, `tenant create`, `tenant embed-origins`, `backup`, `witness`.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -90,6 +90,18 @@ async fn run(cli: Cli) -> Result<(), String> {
             let origins = result.map_err(|e| e.to_string())?;
             println!("embed_origins: {}", origins.join(" "));
             Ok(())
+        }
+        Command::Witness(args) => {
+            init_logging("info")?;
+            let witness = sotto_relay::witness::start(&args)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("witness key: {}", hex::encode(witness.public_key()));
+            println!("listening on {}", witness.addr());
+            tokio::select! {
+                served = witness.wait() => served.map_err(|e| e.to_string()),
+                () = sotto_relay::server::shutdown_signal() => Ok(()),
+            }
         }
         Command::Backup(args) => {
             init_logging("warn")?;

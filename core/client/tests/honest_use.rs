@@ -143,3 +143,71 @@ async fn honest_interleaved_use_raises_no_security_warning() {
         assert_eq!(warnings(stream), Vec::<Warning>::new(), "{who}");
     }
 }
+
+#[tokio::test]
+async fn honest_use_with_a_freshness_witness_raises_no_security_warning() {
+    let relay = TestRelay::start().await;
+    let dir = harness::TempDir::new();
+    let args =
+        sotto_relay::witness::WitnessArgs::new(dir.0.join("witness.key"), dir.0.join("chains"));
+    let witness = sotto_relay::witness::start(&args).await.unwrap();
+    let (owner, _, _) = relay.register(DeviceKind::Member, true).await;
+    let mut streams = vec![("owner", owner.events())];
+    let team = owner.create_team(Policy::default()).await.unwrap();
+    owner
+        .set_witness(
+            &team.team,
+            &format!("http://{}", witness.addr()),
+            sotto_core::crypto::sign::VerifyingKey::from_bytes(&witness.public_key()).unwrap(),
+        )
+        .await
+        .unwrap();
+
+    // A visitor opens a conversation while an agent is invited: the witness may be ahead of
+    // what the visitor synced a moment before, never of what the relay serves after.
+    let (agent, _, _) = relay.register(DeviceKind::Member, false).await;
+    streams.push(("agent", agent.events()));
+    let (visitor, _, _) = relay.register(DeviceKind::Visitor, false).await;
+    streams.push(("visitor", visitor.events()));
+    let (conversation, _) = tokio::join!(
+        async { visitor.open_conversation(team).await.unwrap() },
+        async {
+            owner
+                .invite_member(&team.team, &agent.device_id(), Role::Agent)
+                .await
+                .unwrap()
+        }
+    );
+    agent.join_team(team).await.unwrap();
+    visitor.send_text(&conversation, "hello").await.unwrap();
+    agent.sync().await.unwrap();
+    agent.send_text(&conversation, "hi there").await.unwrap();
+
+    // A second agent comes and goes (a removal rotates the key); everyone moves on.
+    let (temp, _, _) = relay.register(DeviceKind::Member, false).await;
+    let temp_member = owner
+        .invite_member(&team.team, &temp.device_id(), Role::Agent)
+        .await
+        .unwrap();
+    temp.join_team(team).await.unwrap();
+    owner.remove_member(&team.team, &temp_member).await.unwrap();
+    visitor
+        .send_text(&conversation, "still there?")
+        .await
+        .unwrap();
+    agent.sync().await.unwrap();
+    agent.send_text(&conversation, "yes").await.unwrap();
+    visitor.sync().await.unwrap();
+    owner.sync().await.unwrap();
+
+    for who in [&owner, &agent, &visitor] {
+        assert_eq!(
+            history_texts(who, &conversation).await,
+            ["hello", "hi there", "still there?", "yes"]
+        );
+    }
+    for (name, events) in &mut streams {
+        assert_eq!(warnings(events), [], "{name} was warned in honest use");
+    }
+    witness.stop();
+}

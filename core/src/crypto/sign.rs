@@ -30,6 +30,8 @@ pub enum SignatureContext {
     RelayAuth,
     /// A member device re-sealing a customer's history to the customer's new device.
     HistoryGrant,
+    /// A team's freshness witness stating the chain head it verified, at a time.
+    WitnessStatement,
 }
 
 impl SignatureContext {
@@ -44,6 +46,7 @@ impl SignatureContext {
             SignatureContext::IdentityAssertion => b"sotto/v1/sig/identity-assertion\0",
             SignatureContext::RelayAuth => b"sotto/v1/sig/relay-auth\0",
             SignatureContext::HistoryGrant => b"sotto/v1/sig/history-grant\0",
+            SignatureContext::WitnessStatement => b"sotto/v1/sig/witness-statement\0",
         }
     }
 }

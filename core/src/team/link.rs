@@ -20,6 +20,8 @@ pub const MAX_DEVICES_PER_LINK: usize = 64;
 pub const MAX_WRAPS_PER_LINK: usize = 16_384;
 /// Longest integration key name, in bytes.
 pub const MAX_NAME_LEN: usize = 64;
+/// Longest freshness witness URL, in bytes.
+pub const MAX_WITNESS_URL_LEN: usize = 256;
 /// Longest wrapped-key ciphertext: a 32-byte seed and its tag.
 const MAX_WRAP_CIPHERTEXT: usize = 48;
 const LINK_HASH_LABEL: &[u8] = b"sotto/v1/link-hash\0";
@@ -91,6 +93,16 @@ pub enum Change {
     /// for no visitor and grants no history, and it can never be added again.
     RevokeIntegrationKey {
         /// The Ed25519 key revoked.
+        key: VerifyingKey,
+    },
+    /// Names the team's freshness witness (PROTOCOL §6.8): a service the company runs outside
+    /// the relay that verifies the chain and signs its head with `key`; clients refuse to send
+    /// when it vouches for a head the relay does not serve them. Replaces any earlier witness.
+    SetWitness {
+        /// The witness's base URL (`https://`, or `http://` on loopback), UTF-8, at most
+        /// [`MAX_WITNESS_URL_LEN`] bytes.
+        url: String,
+        /// The Ed25519 key that signs its statements.
         key: VerifyingKey,
     },
 }
@@ -262,6 +274,11 @@ fn encode_change(change: &Change, w: &mut Writer) {
             w.u8(11);
             w.array(key.as_bytes());
         }
+        Change::SetWitness { url, key } => {
+            w.u8(12);
+            w.bytes_u16(url.as_bytes());
+            w.array(key.as_bytes());
+        }
     }
 }
 
@@ -298,6 +315,10 @@ fn decode_change(r: &mut Reader<'_>) -> Result<Change> {
         },
         10 => Change::DeleteTeam,
         11 => Change::RevokeIntegrationKey {
+            key: VerifyingKey::from_bytes(&r.array()?)?,
+        },
+        12 => Change::SetWitness {
+            url: r.string_u16(MAX_WITNESS_URL_LEN)?,
             key: VerifyingKey::from_bytes(&r.array()?)?,
         },
         _ => return Err(DecodeError::UnknownTag.into()),

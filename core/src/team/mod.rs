@@ -5,6 +5,7 @@
 //! - [`state`]: the verified state and the rules each link must satisfy;
 //! - [`keys`]: team key generations sealed to devices;
 //! - [`attestation`]: signed, timed statements of the current head, for freshness;
+//! - [`witness`]: the freshness witness's signed statements of the head, checked against ours;
 //! - [`role`] and [`policy`]: access levels and team settings;
 //! - [`rules`]: who may make which change;
 //! - [`snapshot`]: the verified state as a store record.
@@ -19,6 +20,7 @@ pub mod role;
 pub mod rules;
 pub mod snapshot;
 pub mod state;
+pub mod witness;
 
 pub use ids::{LinkHash, MemberId, TeamId};
 pub use keys::TeamKeyring;

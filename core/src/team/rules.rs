@@ -41,7 +41,8 @@ pub fn permitted(
         | Change::SetPolicy { .. }
         | Change::AddIntegrationKey { .. }
         | Change::RevokeIntegrationKey { .. } => manage,
-        Change::DeleteTeam => owner,
+        // The witness decides which heads clients accept as fresh: only an owner names it.
+        Change::DeleteTeam | Change::SetWitness { .. } => owner,
     }
 }
 

@@ -10,7 +10,7 @@
 
 use super::generations::GenerationSet;
 use super::ids::{LinkHash, MemberId};
-use super::link::MAX_NAME_LEN;
+use super::link::{MAX_NAME_LEN, MAX_WITNESS_URL_LEN};
 use super::role::Role;
 use super::state::{FormerDevice, Member, TeamState};
 use crate::Result;
@@ -80,6 +80,14 @@ impl TeamState {
         w.u32(self.revoked_integration_keys.len() as u32);
         for key in &self.revoked_integration_keys {
             w.array(key.as_bytes());
+        }
+        match &self.witness {
+            None => w.u8(0),
+            Some((url, key)) => {
+                w.u8(1);
+                w.bytes_u16(url.as_bytes());
+                w.array(key.as_bytes());
+            }
         }
         w.u32(links as u32);
         for ((hash, time), generation) in self
@@ -159,6 +167,14 @@ impl TeamState {
         for _ in 0..n {
             revoked_integration_keys.push(VerifyingKey::from_bytes(&r.array()?)?);
         }
+        let witness = match r.u8()? {
+            0 => None,
+            1 => {
+                let url = r.string_u16(MAX_WITNESS_URL_LEN)?;
+                Some((url, VerifyingKey::from_bytes(&r.array()?)?))
+            }
+            _ => return Err(invalid()),
+        };
 
         let n = r.count_u32(MAX_ENTRIES, 32 + 8 + 4)?;
         let (mut link_hashes, mut link_times, mut generation_by_seq) = (
@@ -213,6 +229,7 @@ impl TeamState {
             policy,
             integration_keys,
             revoked_integration_keys,
+            witness,
             deleted,
             link_hashes,
             link_times,

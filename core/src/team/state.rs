@@ -3,7 +3,9 @@
 use super::generations::GenerationSet;
 use super::ids::{LinkHash, MemberId, TeamId};
 use super::keys::{self, TeamKeyring};
-use super::link::{Change, KeyWrap, Link, MAX_DEVICES_PER_LINK, MAX_NAME_LEN, NewGeneration};
+use super::link::{
+    Change, KeyWrap, Link, MAX_DEVICES_PER_LINK, MAX_NAME_LEN, MAX_WITNESS_URL_LEN, NewGeneration,
+};
 use super::policy::Policy;
 use super::role::Role;
 use super::rules;
@@ -40,6 +42,8 @@ pub struct TeamState {
     pub(super) integration_keys: Vec<(String, VerifyingKey)>,
     /// Integration keys revoked by the chain: refused for assertions, never added again.
     pub(super) revoked_integration_keys: Vec<VerifyingKey>,
+    /// The freshness witness the chain names (PROTOCOL §6.8): its URL and statement key.
+    pub(super) witness: Option<(String, VerifyingKey)>,
     pub(super) deleted: bool,
     /// The hash of every verified link, by sequence number, to place heads named by peers.
     pub(super) link_hashes: Vec<LinkHash>,
@@ -98,6 +102,7 @@ struct Roster {
     policy: Policy,
     integration_keys: Vec<(String, VerifyingKey)>,
     revoked_integration_keys: Vec<VerifyingKey>,
+    witness: Option<(String, VerifyingKey)>,
     deleted: bool,
     former_devices: SortedMap<DeviceId, FormerDevice>,
 }
@@ -132,6 +137,7 @@ impl TeamState {
             policy: policy.clone(),
             integration_keys: Vec::new(),
             revoked_integration_keys: Vec::new(),
+            witness: None,
             deleted: false,
             link_hashes: vec![*fingerprint],
             link_times: vec![link.created_at],
@@ -213,6 +219,7 @@ impl TeamState {
             policy: self.policy.clone(),
             integration_keys: self.integration_keys.clone(),
             revoked_integration_keys: self.revoked_integration_keys.clone(),
+            witness: self.witness.clone(),
             deleted: self.deleted,
             former_devices: self.former_devices.clone(),
         }
@@ -226,6 +233,7 @@ impl TeamState {
         self.policy = saved.policy;
         self.integration_keys = saved.integration_keys;
         self.revoked_integration_keys = saved.revoked_integration_keys;
+        self.witness = saved.witness;
         self.deleted = saved.deleted;
         self.former_devices = saved.former_devices;
     }
@@ -407,6 +415,12 @@ impl TeamState {
                     .ok_or(ChainError::MembershipConflict)?;
                 self.integration_keys.remove(at);
                 self.revoked_integration_keys.push(*key);
+            }
+            Change::SetWitness { url, key } => {
+                if url.is_empty() || url.len() > MAX_WITNESS_URL_LEN {
+                    return Err(ChainError::NotPermitted.into());
+                }
+                self.witness = Some((url.clone(), *key));
             }
             Change::DeleteTeam => self.deleted = true,
         }
@@ -601,6 +615,7 @@ impl TeamState {
             policy: policy.clone(),
             integration_keys: Vec::new(),
             revoked_integration_keys: Vec::new(),
+            witness: None,
             deleted: false,
             link_hashes: Vec::new(),
             link_times: Vec::new(),
@@ -763,6 +778,16 @@ impl TeamState {
     /// The integration keys that may sign visitor identity assertions.
     pub fn integration_keys(&self) -> &[(String, VerifyingKey)] {
         &self.integration_keys
+    }
+
+    /// The freshness witness the chain names, as `(url, statement key)`, if an owner set one.
+    pub fn witness(&self) -> Option<(&str, &VerifyingKey)> {
+        self.witness.as_ref().map(|(url, key)| (url.as_str(), key))
+    }
+
+    /// The hash of verified link `seq`.
+    pub fn link_hash(&self, seq: u64) -> Option<LinkHash> {
+        self.link_hashes.get(usize::try_from(seq).ok()?).copied()
     }
 
     /// Whether the chain revoked this integration key.

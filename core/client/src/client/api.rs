@@ -69,7 +69,7 @@ struct Issued {
     expires_at: u64,
 }
 
-fn check(response: HttpResponse) -> Result<Vec<u8>> {
+pub(crate) fn check(response: HttpResponse) -> Result<Vec<u8>> {
     if (200..300).contains(&response.status) {
         return Ok(response.body);
     }

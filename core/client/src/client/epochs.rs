@@ -247,6 +247,13 @@ impl<S: Store, T: Transport> Client<S, T> {
                         other => other?,
                     }
                 }
+            } else if self.has_witness(&record.team).await
+                && self.head_check_due(&record.team).await?
+            {
+                // A member shown an old chain must not keep writing to a key a removed member
+                // holds: with a witness, it checks like a visitor. (Without one there is nothing
+                // outside the relay to check against: PROTOCOL §6.7.)
+                self.check_witness(&record.team).await?;
             }
             let state = self.team_state(&record.team).await?;
             let counter = match self
@@ -272,7 +279,9 @@ impl<S: Store, T: Transport> Client<S, T> {
             let state = if record.visitor {
                 self.check_fresh_head(&record.team).await?
             } else {
+                // A new epoch is sealed to the current generation: make sure it is current.
                 self.sync_team(&record.team).await?;
+                self.check_witness(&record.team).await?;
                 self.team_state(&record.team).await?
             };
             if state.current_key().map(|(g, _)| g) == Some(latest.generation)

@@ -148,6 +148,13 @@ pub enum TeamChange {
         /// The revoked Ed25519 key.
         key: [u8; 32],
     },
+    /// An owner named the team's freshness witness.
+    WitnessSet {
+        /// The witness's URL.
+        url: String,
+        /// The Ed25519 key that signs its statements.
+        key: [u8; 32],
+    },
 }
 
 impl TeamChange {
@@ -180,6 +187,10 @@ impl TeamChange {
             Change::RevokeIntegrationKey { key } => TeamChange::IntegrationKeyRevoked {
                 key: *key.as_bytes(),
             },
+            Change::SetWitness { url, key } => TeamChange::WitnessSet {
+                url: url.clone(),
+                key: *key.as_bytes(),
+            },
         }
     }
 }
@@ -194,8 +205,9 @@ pub enum Warning {
         /// The team.
         team: TeamId,
     },
-    /// The relay served an older team head than one this client verified, or a peer sealed an
-    /// epoch to an older head than ours (the newest links may be withheld).
+    /// The relay served an older team head than one this client verified, a peer sealed an
+    /// epoch to an older head than ours, or the team's freshness witness vouches for a head the
+    /// relay does not serve (the newest links are withheld; sending stops until they arrive).
     Rollback {
         /// The team.
         team: TeamId,

@@ -77,6 +77,10 @@ pub fn describe_link(link: &Link) -> String {
         Change::RevokeIntegrationKey { key } => {
             format!("{by} revoked the integration key {}", short(key.as_bytes()))
         }
+        Change::SetWitness { url, key } => format!(
+            "{by} set the freshness witness to {url} (key {})",
+            short(key.as_bytes())
+        ),
     };
     match &link.rotation {
         Some(rotation) if !matches!(link.change, Change::CreateTeam { .. }) => {

@@ -34,6 +34,7 @@ mod send;
 pub mod system;
 pub mod team;
 mod wake;
+mod witness;
 
 use std::sync::Arc;
 
@@ -84,6 +85,8 @@ impl<S, T> core::fmt::Debug for Client<S, T> {
 pub(crate) struct TeamView {
     pub state: TeamState,
     pub keyring: TeamKeyring,
+    /// The witness key the out-of-band team reference pinned, if any: the chain must name it.
+    pub witness_pin: Option<[u8; 32]>,
 }
 
 pub(crate) struct Inner<S, T> {
@@ -101,7 +104,8 @@ pub(crate) struct Inner<S, T> {
     pub events: events::Events,
     /// When this device last attested each team's head: `(seq, time)`.
     pub attested: std::sync::Mutex<SortedMap<TeamId, (u64, u64)>>,
-    /// When this (visitor) client last saw a fresh attestation of each team's head.
+    /// When this client last saw a fresh attestation (visitors) or witness statement (visitors
+    /// and members) of each team's head.
     pub head_checked: std::sync::Mutex<SortedMap<TeamId, u64>>,
     /// Cuts the push loop's waits short when the network is back.
     pub wake: wake::WakeSignal,

@@ -160,12 +160,19 @@ impl Account {
 const MAX_VERIFIED_STATE: usize = 64 << 20;
 /// Longest stored keyring (a 4-byte count and 36 bytes per generation).
 const MAX_STORED_KEYRING: usize = 6 + 36 * sotto_core::team::keys::MAX_HELD_GENERATIONS;
+/// Tags of the team record's optional fields, each at most once and in this order.
+const TEAM_WITNESS_PIN: u8 = 1;
+const TEAM_VERIFIED: u8 = 2;
 
-/// A team this client follows: the fingerprint it was pinned to and, once it verified links,
-/// the verified state and this device's keyring at its head, so a start applies only the links
-/// stored after that head instead of replaying the chain.
+/// A team this client follows: the fingerprint it was pinned to, the witness key its reference
+/// pinned, and, once it verified links, the verified state and this device's keyring at its
+/// head, so a start applies only the links stored after that head instead of replaying the
+/// chain.
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct TeamRecord {
     pub fingerprint: LinkHash,
+    /// The freshness witness key the team reference given out of band pins (PROTOCOL §6.8).
+    pub witness_pin: Option<[u8; 32]>,
     /// `TeamState::export` and `TeamKeyring::export` at the same head.
     pub verified: Option<(Vec<u8>, Zeroizing<Vec<u8>>)>,
 }
@@ -175,8 +182,13 @@ impl TeamRecord {
         let mut w = Writer::new();
         w.u8(FORMAT);
         w.put(&self.fingerprint);
-        // A record without the verified state (as written before it existed) ends here.
+        // Optional fields are appended only when present, so older records still read.
+        if let Some(key) = &self.witness_pin {
+            w.u8(TEAM_WITNESS_PIN);
+            w.array(key);
+        }
         if let Some((state, keyring)) = &self.verified {
+            w.u8(TEAM_VERIFIED);
             w.bytes_u32(state);
             w.bytes_u32(keyring);
         }
@@ -189,18 +201,41 @@ impl TeamRecord {
             return Err(Error::Corrupt("unknown team record format"));
         }
         let fingerprint = r.get().map_err(corrupt)?;
-        let verified = if r.remaining() == 0 {
-            None
-        } else {
-            let state = r.bytes_u32(MAX_VERIFIED_STATE).map_err(corrupt)?.to_vec();
-            let keyring = r.bytes_u32(MAX_STORED_KEYRING).map_err(corrupt)?;
-            Some((state, Zeroizing::new(keyring.to_vec())))
-        };
+        let mut witness_pin = None;
+        let mut verified = None;
+        let mut last_tag = 0;
+        while r.remaining() > 0 {
+            let tag = r.u8().map_err(corrupt)?;
+            if tag <= last_tag {
+                return Err(Error::Corrupt("unknown team record field"));
+            }
+            last_tag = tag;
+            match tag {
+                TEAM_WITNESS_PIN => witness_pin = Some(r.array().map_err(corrupt)?),
+                TEAM_VERIFIED => {
+                    let state = r.bytes_u32(MAX_VERIFIED_STATE).map_err(corrupt)?.to_vec();
+                    let keyring = r.bytes_u32(MAX_STORED_KEYRING).map_err(corrupt)?;
+                    verified = Some((state, Zeroizing::new(keyring.to_vec())));
+                }
+                _ => return Err(Error::Corrupt("unknown team record field")),
+            }
+        }
         reader_finish(&r)?;
         Ok(TeamRecord {
             fingerprint,
+            witness_pin,
             verified,
         })
+    }
+}
+
+impl core::fmt::Debug for TeamRecord {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TeamRecord")
+            .field("fingerprint", &self.fingerprint)
+            .field("witness_pin", &self.witness_pin)
+            .field("verified", &self.verified.as_ref().map(|_| "[redacted]"))
+            .finish()
     }
 }
 
@@ -380,5 +415,51 @@ mod tests {
             assert!(StoredMessage::decode(&bytes[..cut]).is_err());
         }
         assert!(ConvRecord::decode(&[9, 9, 9]).is_err());
+    }
+
+    #[test]
+    fn team_records_keep_a_witness_pin_and_still_read_without_one() {
+        let plain = TeamRecord {
+            fingerprint: LinkHash([3; 32]),
+            witness_pin: None,
+            verified: None,
+        };
+        let pinned = TeamRecord {
+            witness_pin: Some([4; 32]),
+            ..plain.clone()
+        };
+        // Records written before pins existed are the plain encoding.
+        assert_eq!(plain.encode().len(), 1 + 32);
+        assert_eq!(TeamRecord::decode(&plain.encode()).unwrap(), plain);
+        let bytes = pinned.encode();
+        assert_eq!(TeamRecord::decode(&bytes).unwrap(), pinned);
+        for cut in 0..bytes.len() {
+            if cut != 1 + 32 {
+                assert!(TeamRecord::decode(&bytes[..cut]).is_err(), "{cut}");
+            }
+        }
+        let mut unknown = bytes;
+        unknown[1 + 32] = 3;
+        assert!(TeamRecord::decode(&unknown).is_err());
+
+        // With the verified state too; each optional part at most once, in tag order.
+        let full = TeamRecord {
+            verified: Some((vec![7; 5], Zeroizing::new(vec![8; 3]))),
+            ..pinned.clone()
+        };
+        let bytes = full.encode();
+        assert_eq!(TeamRecord::decode(&bytes).unwrap(), full);
+        let verified_only = TeamRecord {
+            witness_pin: None,
+            ..full.clone()
+        };
+        assert_eq!(
+            TeamRecord::decode(&verified_only.encode()).unwrap(),
+            verified_only
+        );
+        let mut twice = bytes.to_vec();
+        twice.extend_from_slice(&bytes[1 + 32..1 + 32 + 33]);
+        assert!(TeamRecord::decode(&twice).is_err());
+        assert!(!format!("{full:?}").contains("8, 8"));
     }
 }

@@ -31,27 +31,49 @@ const LINK_PAGE: usize = 500;
 /// Attempts at appending a link when other members keep moving the head.
 const PROPOSE_ATTEMPTS: usize = 4;
 
-/// What identifies a team out of band: its id and the hash of its first link. The widget
-/// snippet and invitations carry it; a client verifies the whole chain from the fingerprint, so
-/// the relay cannot substitute another team.
+/// What identifies a team out of band: its id and the hash of its first link, and optionally
+/// the key of its freshness witness. The widget snippet and invitations carry it; a client
+/// verifies the whole chain from the fingerprint, so the relay cannot substitute another team.
+///
+/// A pinned witness key closes what a chain alone cannot (PROTOCOL §6.8): a visitor verifies
+/// the chain afresh, so without the pin a relay could serve it a prefix that ends before the
+/// owner's SetWitness link. With the pin the client refuses any chain that does not name that
+/// witness (`chain_withheld` when it names none).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TeamRef {
     /// The team id.
     pub team: TeamId,
     /// The hash of the team's first link.
     pub fingerprint: LinkHash,
+    /// The Ed25519 key of the team's freshness witness, if the reference pins one.
+    pub witness: Option<[u8; 32]>,
 }
 
 impl TeamRef {
-    /// Parses `team_id:fingerprint` (32 and 64 hex digits), the form [`fmt::Display`] writes.
+    /// Parses `team_id:fingerprint` or `team_id:fingerprint:witness_key` (32, 64 and 64 hex
+    /// digits), the forms [`fmt::Display`] writes.
     pub fn parse(s: &str) -> Result<Self> {
-        let (team, fingerprint) = s
-            .split_once(':')
-            .ok_or(Error::InvalidInput("team reference"))?;
+        let mut parts = s.splitn(3, ':');
+        let team = parts.next().ok_or(Error::InvalidInput("team reference"))?;
+        let fingerprint = parts.next().ok_or(Error::InvalidInput("team reference"))?;
+        let witness = parts
+            .next()
+            .map(|k| parse_hex(k, "witness key"))
+            .transpose()?;
         Ok(TeamRef {
             team: TeamId(parse_hex(team, "team id")?),
             fingerprint: LinkHash(parse_hex(fingerprint, "team fingerprint")?),
+            witness,
         })
+    }
+
+    /// This reference with the team's witness key pinned (what the widget snippet should carry
+    /// once an owner set a witness).
+    pub fn with_witness(self, key: &sotto_core::crypto::sign::VerifyingKey) -> Self {
+        TeamRef {
+            witness: Some(*key.as_bytes()),
+            ..self
+        }
     }
 }
 
@@ -62,7 +84,11 @@ impl fmt::Display for TeamRef {
             "{}:{}",
             hex::encode(self.team.0),
             hex::encode(self.fingerprint.0)
-        )
+        )?;
+        match &self.witness {
+            Some(key) => write!(f, ":{}", hex::encode(key)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -133,7 +159,11 @@ pub(crate) async fn load_teams<S: Store>(
         let mut view: Option<TeamView> = record.verified.as_ref().and_then(|(state, keyring)| {
             let state = TeamState::import(state).ok()?;
             let keyring = TeamKeyring::import(keyring).ok()?;
-            (state.fingerprint() == record.fingerprint).then_some(TeamView { state, keyring })
+            (state.fingerprint() == record.fingerprint).then_some(TeamView {
+                state,
+                keyring,
+                witness_pin: record.witness_pin,
+            })
         });
         for (_, link) in links {
             let link = Link::from_wire(&link.value)?;
@@ -146,7 +176,11 @@ pub(crate) async fn load_teams<S: Store>(
                     let mut keyring = TeamKeyring::new();
                     // A bad wrap was reported when the link first arrived.
                     let _reported = state.absorb_keys(&link, device, &mut keyring);
-                    view = Some(TeamView { state, keyring });
+                    view = Some(TeamView {
+                        state,
+                        keyring,
+                        witness_pin: record.witness_pin,
+                    });
                 }
                 Some(v) => {
                     v.state.apply(&link)?;
@@ -186,6 +220,7 @@ impl<S: Store, T: Transport> Client<S, T> {
         let team = TeamRef {
             team: state.team(),
             fingerprint: state.fingerprint(),
+            witness: None,
         };
         let mut txn = Transaction::new();
         txn.put(
@@ -193,6 +228,7 @@ impl<S: Store, T: Transport> Client<S, T> {
             &TeamRecord {
                 fingerprint: team.fingerprint,
                 verified: None,
+                witness_pin: None,
             }
             .encode(),
             Expect::Absent,
@@ -204,7 +240,11 @@ impl<S: Store, T: Transport> Client<S, T> {
         );
         inner.store.commit(txn).await?;
         let mut teams = inner.teams.lock().await;
-        let view = teams.get_or_insert_with(team.team, || TeamView { state, keyring });
+        let view = teams.get_or_insert_with(team.team, || TeamView {
+            state,
+            keyring,
+            witness_pin: None,
+        });
         self.attest(view, true).await?;
         Ok(team)
     }
@@ -220,6 +260,22 @@ impl<S: Store, T: Transport> Client<S, T> {
                 return Err(Error::Core(
                     sotto_core::ChainError::FingerprintMismatch.into(),
                 ));
+            }
+            if team.witness.is_some() && team.witness != view.witness_pin {
+                // A newer reference pins a witness (or another one): keep the newest given.
+                let mut txn = Transaction::new();
+                txn.put(
+                    records::team_id(&team.team)?,
+                    &TeamRecord {
+                        fingerprint: team.fingerprint,
+                        witness_pin: team.witness,
+                        verified: None,
+                    }
+                    .encode(),
+                    Expect::Any,
+                );
+                inner.store.commit(txn).await?;
+                view.witness_pin = team.witness;
             }
             return self.sync_locked(&team.team, view).await;
         }
@@ -249,6 +305,7 @@ impl<S: Store, T: Transport> Client<S, T> {
             &TeamRecord {
                 fingerprint: team.fingerprint,
                 verified: None,
+                witness_pin: team.witness,
             }
             .encode(),
             Expect::Any,
@@ -259,7 +316,11 @@ impl<S: Store, T: Transport> Client<S, T> {
             Expect::Any,
         );
         inner.store.commit(txn).await?;
-        let view = teams.get_or_insert_with(team.team, || TeamView { state, keyring });
+        let view = teams.get_or_insert_with(team.team, || TeamView {
+            state,
+            keyring,
+            witness_pin: team.witness,
+        });
         self.sync_locked(&team.team, view).await
     }
 
@@ -273,6 +334,7 @@ impl<S: Store, T: Transport> Client<S, T> {
             .map(|v| TeamRef {
                 team: v.state.team(),
                 fingerprint: v.state.fingerprint(),
+                witness: v.witness_pin,
             })
             .collect()
     }
@@ -409,6 +471,26 @@ impl<S: Store, T: Transport> Client<S, T> {
             .await
     }
 
+    /// Names the team's freshness witness (owner only; PROTOCOL §6.8): the service at `url`
+    /// (`https`, or `http` on loopback) whose statements are signed with `key`. From then on
+    /// clients refuse to send when it vouches for links the relay does not serve them.
+    pub async fn set_witness(
+        &self,
+        team: &TeamId,
+        url: &str,
+        key: sotto_core::crypto::sign::VerifyingKey,
+    ) -> Result<()> {
+        crate::transport::RelayUrl::parse(url)?;
+        self.propose(
+            team,
+            Change::SetWitness {
+                url: url.to_owned(),
+                key,
+            },
+        )
+        .await
+    }
+
     /// Rotates the team key.
     pub async fn rotate_team_key(&self, team: &TeamId) -> Result<()> {
         self.propose(team, Change::RotateKey).await
@@ -513,6 +595,11 @@ impl<S: Store, T: Transport> Client<S, T> {
                     }
                     if !view.state.is_deleted() {
                         self.attest(view, true).await?;
+                        // The witness bounds how long the relay can hide this link from
+                        // others only once it holds it. Best effort: the link is appended
+                        // already, and every later check of this or another member's client
+                        // pushes what the witness lacks.
+                        let _ = self.update_witness(&view.state).await;
                     }
                     return Ok(());
                 }
@@ -578,6 +665,7 @@ impl<S: Store, T: Transport> Client<S, T> {
     async fn save_verified(&self, team: &TeamId, view: &TeamView) -> Result<()> {
         let record = TeamRecord {
             fingerprint: view.state.fingerprint(),
+            witness_pin: view.witness_pin,
             verified: Some((view.state.export(), view.keyring.export())),
         };
         let mut txn = Transaction::new();
@@ -685,7 +773,14 @@ impl<S: Store, T: Transport> Client<S, T> {
 
     /// Checks that the relay serves a fresh attestation of the head this client verified, as a
     /// visitor must before sealing to the team (syncing the chain once if the head moved).
+    ///
+    /// When the chain names a freshness witness, its statement replaces the attestation: the
+    /// relay cannot get the witness to vouch for an old head by hiding links from a member.
     pub(crate) async fn check_fresh_head(&self, team: &TeamId) -> Result<TeamState> {
+        self.sync_team(team).await?;
+        if self.check_witness(team).await? {
+            return self.team_state(team).await;
+        }
         let mut last = None;
         for _ in 0..2 {
             self.sync_team(team).await?;
@@ -708,10 +803,12 @@ impl<S: Store, T: Transport> Client<S, T> {
         Err(last.map_or(Error::BadResponse("attestation"), Error::Core))
     }
 
-    /// Whether a visitor must see a fresh head attestation again before it seals anything to
-    /// the team: after half the policy's freshness limit since the last one. So a relay that
-    /// hides a removal (and the rotation with it) can keep a visitor writing to the old key for
-    /// at most one and a half times the limit; sending fails rather than skip the check.
+    /// Whether a visitor must see a fresh head attestation (or witness statement) again before
+    /// it seals anything to the team, or a member must check the witness again before it
+    /// sends: after half the policy's freshness limit since the last check. So a relay that
+    /// hides a removal (and the rotation with it) can keep a client writing to the old key for
+    /// at most one and a half times the limit (PROTOCOL §6.8 for the exact bound); sending
+    /// fails rather than skip the check.
     pub(crate) async fn head_check_due(&self, team: &TeamId) -> Result<bool> {
         let state = self.team_state(team).await?;
         let half = u64::from(state.policy().freshness_limit_secs / 2);
@@ -723,6 +820,21 @@ impl<S: Store, T: Transport> Client<S, T> {
             .ok()
             .and_then(|c| c.get(team).copied())
             .is_none_or(|at| now.saturating_sub(at) >= half))
+    }
+
+    /// Whether the team's verified chain names a freshness witness (without copying the state:
+    /// members ask on every send).
+    pub(crate) async fn has_witness(&self, team: &TeamId) -> bool {
+        let teams = self.inner.teams.lock().await;
+        teams
+            .get(team)
+            .is_some_and(|v| v.state.witness().is_some() || v.witness_pin.is_some())
+    }
+
+    /// The witness key the team reference pinned, if any.
+    pub(crate) async fn witness_pin(&self, team: &TeamId) -> Option<[u8; 32]> {
+        let teams = self.inner.teams.lock().await;
+        teams.get(team).and_then(|v| v.witness_pin)
     }
 
     /// Forgets a team: its conversations, chain and keys.

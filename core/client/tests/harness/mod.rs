@@ -214,6 +214,16 @@ pub struct FlakyTransport {
     lose_post_responses: Arc<AtomicU32>,
     /// A cursor a malicious relay leaves out of envelope listings (0: none).
     withhold_cursor: Arc<std::sync::atomic::AtomicU64>,
+    /// The last team chain link a malicious relay serves this client (`u64::MAX`: all).
+    links_up_to: Arc<std::sync::atomic::AtomicU64>,
+    /// The last head attestation the relay served, and whether to keep serving it (a relay
+    /// replaying an honest member's attestation of an old head).
+    attestation: Arc<std::sync::Mutex<(Option<Vec<u8>>, bool)>>,
+    /// The bearer token of this client's last authenticated request.
+    last_bearer: Arc<std::sync::Mutex<Option<zeroize::Zeroizing<String>>>>,
+    /// Another client's transport whose token this one's reads use: a relay that serves a
+    /// removed member (colluding with it) what an active member gets.
+    reads_as: Arc<std::sync::Mutex<Option<FlakyTransport>>>,
 }
 
 impl FlakyTransport {
@@ -223,7 +233,38 @@ impl FlakyTransport {
             offline: Arc::new(AtomicBool::new(false)),
             lose_post_responses: Arc::new(AtomicU32::new(0)),
             withhold_cursor: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            links_up_to: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
+            attestation: Arc::new(std::sync::Mutex::new((None, false))),
+            last_bearer: Arc::new(std::sync::Mutex::new(None)),
+            reads_as: Arc::new(std::sync::Mutex::new(None)),
         }
+    }
+
+    /// Makes the relay answer this client's reads as it answers `other`'s (`None`: stop).
+    pub fn read_as(&self, other: Option<&FlakyTransport>) {
+        *self.reads_as.lock().unwrap() = other.cloned();
+    }
+
+    /// Serves this client no team chain link after `seq` (`None`: all), and a head no newer:
+    /// a relay withholding links, a removal for example.
+    pub fn hide_links_after(&self, seq: Option<u64>) {
+        self.links_up_to
+            .store(seq.unwrap_or(u64::MAX), Ordering::SeqCst);
+    }
+
+    /// The last head attestation response the relay served this client.
+    pub fn last_attestation(&self) -> Option<Vec<u8>> {
+        self.attestation.lock().unwrap().0.clone()
+    }
+
+    /// Serves this client `body` as the head attestation from now on (an old one the relay kept).
+    pub fn serve_attestation(&self, body: Vec<u8>) {
+        *self.attestation.lock().unwrap() = (Some(body), true);
+    }
+
+    /// Keeps serving the head attestation last served (`false`: the relay's current one again).
+    pub fn replay_attestation(&self, replay: bool) {
+        self.attestation.lock().unwrap().1 = replay;
     }
 
     pub fn set_offline(&self, offline: bool) {
@@ -249,7 +290,40 @@ impl Transport for FlakyTransport {
         }
         let is_post = request.method == Method::Post && request.url.ends_with("/envelopes");
         let is_list = request.method == Method::Get && request.url.contains("/envelopes?");
+        let is_chain = request.method == Method::Get
+            && request.url.contains("/v1/teams/")
+            && request.url.contains("/links?");
+        let is_attestation = request.method == Method::Get && request.url.ends_with("/attestation");
+        let mut request = request;
+        if request.bearer.is_some() {
+            let borrowed = match (&request.method, &*self.reads_as.lock().unwrap()) {
+                (Method::Get, Some(other)) => other.last_bearer.lock().unwrap().clone(),
+                _ => None,
+            };
+            match borrowed {
+                Some(token) => request.bearer = Some(token),
+                None => *self.last_bearer.lock().unwrap() = request.bearer.clone(),
+            }
+        }
         let mut response = self.inner.request(request).await?;
+        let up_to = self.links_up_to.load(Ordering::SeqCst);
+        if is_chain && up_to != u64::MAX && response.status == 200 {
+            let mut page: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+            page["links"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|l| l["seq"].as_u64().unwrap() <= up_to);
+            let head = page["head_seq"].as_u64().unwrap().min(up_to);
+            page["head_seq"] = head.into();
+            response.body = serde_json::to_vec(&page).unwrap();
+        }
+        if is_attestation && response.status == 200 {
+            let mut kept = self.attestation.lock().unwrap();
+            match (&kept.0, kept.1) {
+                (Some(old), true) => response.body = old.clone(),
+                _ => kept.0 = Some(response.body.clone()),
+            }
+        }
         let withheld = self.withhold_cursor.load(Ordering::SeqCst);
         if is_list && withheld != 0 && response.status == 200 {
             let mut page: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
