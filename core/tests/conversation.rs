@@ -261,6 +261,71 @@ fn a_viewer_added_later_reads_nothing_sent_before() {
 }
 
 #[test]
+fn a_removed_agent_cannot_open_a_new_epoch_naming_a_head_from_before_its_removal() {
+    let mut w = World::new(80, Policy::default());
+    let agent = w.add(Role::Agent);
+    let visitor = Visitor::new(&mut w.rng);
+    let conversation = ConversationId::random(&mut w.rng);
+    let before_removal = w.verified();
+    let (first, _) = visitor.open_epoch(&mut w, &before_removal, Some(conversation), 0);
+    let known = Some(first.visitor_devices.as_slice());
+    w.owner_does(Change::RemoveMember {
+        member: agent.member,
+    });
+
+    // The fired agent kept its chain state: it opens the next epoch naming its last head,
+    // sealed to the generation it still holds, to write "pay to this IBAN" into it.
+    let (forged, _) = EpochRecord::open(
+        &mut w.rng,
+        &agent.device,
+        &before_removal,
+        conversation,
+        1,
+        first.visitor_devices.clone(),
+        T0 + 3600,
+    )
+    .unwrap();
+    assert_eq!(forged.generation, 0);
+    assert_eq!(
+        forged.verify(&w.state, known, Freshness::Live).unwrap_err(),
+        Error::Epoch(EpochError::StaleGeneration)
+    );
+    // The newest record is judged as new: its author must be active now.
+    assert_eq!(
+        forged.verify(&w.state, known, Freshness::Late).unwrap_err(),
+        Error::Epoch(EpochError::UnknownAuthor)
+    );
+    // The history rules, which a client used for it before, accept it: they are only for
+    // records a client verifies as history.
+    assert!(forged.verify(&w.state, known, Freshness::History).is_ok());
+
+    // An active member's newest record, opened on a head from before a rotation, is readable;
+    // made well after the rotation, it warns as a rollback, made with it, not.
+    let other = w.add(Role::Agent);
+    let stale = w.verified();
+    w.owner_does(Change::RotateKey);
+    for (now, warning) in [
+        (T0, None),
+        (T0 + MAX_CLOCK_SKEW_SECS + 1, Some(EpochWarning::Rollback)),
+    ] {
+        let (late, _) = EpochRecord::open(
+            &mut w.rng,
+            &other.device,
+            &stale,
+            conversation,
+            1,
+            first.visitor_devices.clone(),
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            late.verify(&w.state, known, Freshness::Late).unwrap(),
+            warning
+        );
+    }
+}
+
+#[test]
 fn a_removed_agent_reads_nothing_sent_after_its_removal() {
     let mut w = World::new(3, Policy::default());
     let mut agent = w.add(Role::Agent);
