@@ -616,3 +616,162 @@ fn a_revoked_integration_key_vouches_for_nobody_and_cannot_return() {
     assert_eq!(team.state, before);
     let _ = TeamState::verify_chain(&team.links, &team.links[0].hash()).unwrap();
 }
+
+#[test]
+fn downgrades_rotate_exactly_when_read_is_lost() {
+    let mut team = Team::new(90, Policy::default());
+    // Agent to viewer: still a reader, nothing to take back, nothing gained.
+    let agent = team.add(Role::Agent);
+    let link = team.owner_does(Change::ChangeRole {
+        member: agent.member,
+        role: Role::Viewer,
+    });
+    assert!(link.rotation.is_none());
+    // Viewer to billing: read access is lost, so the key rotates and billing gets no wrap.
+    let link = team.owner_does(Change::ChangeRole {
+        member: agent.member,
+        role: Role::Billing,
+    });
+    assert!(link.rotation.is_some());
+    assert!(link.wraps.iter().all(|w| w.device != agent.device.id()));
+
+    // An owner with a recovery device demoted to billing: the recovery device goes, and the
+    // loss of read access still rotates.
+    let mut team = Team::new(91, Policy::default());
+    let second_owner = team.add(Role::Owner);
+    let recovery = sotto_core::recovery::RecoverySecret::generate(&mut team.rng).device();
+    team.owner_does(Change::AddDevice {
+        member: second_owner.member,
+        device: recovery.record(),
+    });
+    assert!(team.state.device(&recovery.id()).is_some());
+    let before = team.state.clone();
+    let demote = Change::ChangeRole {
+        member: second_owner.member,
+        role: Role::Billing,
+    };
+    let mut link = team
+        .state
+        .propose(
+            &mut team.rng,
+            &team.owner.device,
+            &mut team.owner.keyring.clone(),
+            demote,
+            false,
+            T0,
+        )
+        .unwrap();
+    assert!(link.rotation.is_some());
+    let mut state = before.clone();
+    state.apply(&link).unwrap();
+    assert!(state.device(&recovery.id()).is_none());
+    assert!(state.device(&second_owner.device.id()).is_some());
+    link.rotation = None;
+    link.wraps.clear();
+    link.sign(&team.owner.device);
+    let mut state = before.clone();
+    assert_eq!(
+        chain_err(state.apply(&link).unwrap_err()),
+        ChainError::MissingRotation
+    );
+    // Promoted back to owner, a member keeps its devices (recovery ones are only dropped on
+    // the way out of the owner role).
+    let third = team.add(Role::Admin);
+    let third_recovery = sotto_core::recovery::RecoverySecret::generate(&mut team.rng).device();
+    team.owner_does(Change::ChangeRole {
+        member: third.member,
+        role: Role::Owner,
+    });
+    team.owner_does(Change::AddDevice {
+        member: third.member,
+        device: third_recovery.record(),
+    });
+    team.owner_does(Change::ChangeRole {
+        member: third.member,
+        role: Role::Owner,
+    });
+    assert!(team.state.device(&third_recovery.id()).is_some());
+}
+
+#[test]
+fn names_and_rotations_are_held_to_their_exact_limits() {
+    let mut team = Team::new(92, Policy::default());
+    let mut owner = Member {
+        device: team.owner.device.clone(),
+        keyring: team.owner.keyring.clone(),
+        member: team.owner.member,
+    };
+    let key = |team: &mut Team| SigningKey::generate(&mut team.rng).verifying_key();
+    let longest = "n".repeat(sotto_core::team::link::MAX_NAME_LEN);
+    let k = key(&mut team);
+    let link = propose(
+        &mut team,
+        &mut owner,
+        Change::AddIntegrationKey {
+            name: longest.clone(),
+            key: k,
+        },
+        false,
+    )
+    .unwrap();
+    team.accept(&link);
+    let k = key(&mut team);
+    let too_long = Change::AddIntegrationKey {
+        name: format!("{longest}n"),
+        key: k,
+    };
+    assert_eq!(
+        chain_err(propose(&mut team, &mut owner, too_long, false).unwrap_err()),
+        ChainError::NotPermitted
+    );
+
+    // The witness URL may be as long as its limit, and no longer.
+    let url = format!(
+        "https://{}",
+        "w".repeat(sotto_core::team::link::MAX_WITNESS_URL_LEN - 8)
+    );
+    let k = key(&mut team);
+    let link = propose(
+        &mut team,
+        &mut owner,
+        Change::SetWitness {
+            url: url.clone(),
+            key: k,
+        },
+        false,
+    )
+    .unwrap();
+    team.accept(&link);
+    let k = key(&mut team);
+    assert!(
+        propose(
+            &mut team,
+            &mut owner,
+            Change::SetWitness {
+                url: format!("{url}w"),
+                key: k,
+            },
+            false,
+        )
+        .is_err()
+    );
+
+    // A rotation must be exactly the next generation, and a deleted team takes none.
+    let mut skip = propose(&mut team, &mut owner, Change::RotateKey, false).unwrap();
+    if let Some(g) = skip.rotation.as_mut() {
+        g.generation += 1;
+    }
+    skip.sign(&team.owner.device);
+    assert_eq!(
+        chain_err(team.state.clone().apply(&skip).unwrap_err()),
+        ChainError::BadRotation
+    );
+    let mut delete = propose(&mut team, &mut owner, Change::DeleteTeam, false).unwrap();
+    let rotation = propose(&mut team, &mut owner, Change::RotateKey, false).unwrap();
+    delete.rotation = rotation.rotation;
+    delete.sign(&team.owner.device);
+    assert_eq!(
+        chain_err(team.state.clone().apply(&delete).unwrap_err()),
+        ChainError::BadRotation
+    );
+}
