@@ -72,8 +72,6 @@ export function warningText(w) {
       return 'The team’s key history looks different from before. Messages are not sent until it is verified.';
     case 'gap':
       return `${w.missing} message(s) could not be delivered.`;
-    case 'refusedEpoch':
-      return 'Messages from a device that may no longer write to this conversation were hidden.';
     case 'badKeyWrap':
       return 'A team member sent this device a key that does not match the team’s records. Ask an admin to check that member.';
     case 'undecryptable':

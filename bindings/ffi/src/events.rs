@@ -163,17 +163,6 @@ pub enum SecurityWarning {
         /// The team.
         team_id: String,
     },
-    /// An epoch record was refused (a removed member's, a forgery); nothing in it is shown.
-    RefusedEpoch {
-        /// The conversation.
-        conversation_id: String,
-        /// The epoch number.
-        epoch: u32,
-        /// The device the record names as its author.
-        author: String,
-        /// The error code.
-        code: String,
-    },
     /// A member device sealed this device a team key that does not match the chain; ask a
     /// manager to check (and remove) the author.
     BadKeyWrap {
@@ -263,17 +252,6 @@ impl SecurityWarning {
             },
             Warning::Rollback { team } => SecurityWarning::Rollback {
                 team_id: h(&team.0),
-            },
-            Warning::RefusedEpoch {
-                conversation,
-                epoch,
-                author,
-                code,
-            } => SecurityWarning::RefusedEpoch {
-                conversation_id: h(&conversation.0),
-                epoch,
-                author: h(&author.0),
-                code: code.to_owned(),
             },
             Warning::BadKeyWrap { team, author, seq } => SecurityWarning::BadKeyWrap {
                 team_id: h(&team.0),

@@ -3321,60 +3321,6 @@ class SecurityWarning:
             return True
 
     @dataclass
-    class REFUSED_EPOCH:
-        """
-        An epoch record was refused (a removed member's, a forgery); nothing in it is shown.
-"""
-        
-        def __init__(self, conversation_id:str, epoch:int, author:str, code:str):
-            self.conversation_id = conversation_id
-            
-            """
-        The conversation.
-"""
-        
-            self.epoch = epoch
-            
-            """
-        The epoch number.
-"""
-        
-            self.author = author
-            
-            """
-        The device the record names as its author.
-"""
-        
-            self.code = code
-            
-            """
-        The error code.
-"""
-        
-            pass
-
-    
-            
-            
-    
-        def __str__(self):
-            return "SecurityWarning.REFUSED_EPOCH(conversation_id={}, epoch={}, author={}, code={})".format(self.conversation_id, self.epoch, self.author, self.code)
-        def __eq__(self, other):
-            if not isinstance(other, SecurityWarning):
-                return NotImplemented
-            if not other.is_REFUSED_EPOCH():
-                return False
-            if self.conversation_id != other.conversation_id:
-                return False
-            if self.epoch != other.epoch:
-                return False
-            if self.author != other.author:
-                return False
-            if self.code != other.code:
-                return False
-            return True
-
-    @dataclass
     class BAD_KEY_WRAP:
         """
         A member device sealed this device a team key that does not match the chain; ask a
@@ -3601,10 +3547,6 @@ class SecurityWarning:
         return isinstance(self, SecurityWarning.ROLLBACK)
     def is_rollback(self) -> bool:
         return isinstance(self, SecurityWarning.ROLLBACK)
-    def is_REFUSED_EPOCH(self) -> bool:
-        return isinstance(self, SecurityWarning.REFUSED_EPOCH)
-    def is_refused_epoch(self) -> bool:
-        return isinstance(self, SecurityWarning.REFUSED_EPOCH)
     def is_BAD_KEY_WRAP(self) -> bool:
         return isinstance(self, SecurityWarning.BAD_KEY_WRAP)
     def is_bad_key_wrap(self) -> bool:
@@ -3632,7 +3574,6 @@ class SecurityWarning:
 # We might be able to do this a little more neatly with a metaclass, but this'll do.
 SecurityWarning.FORK = type("SecurityWarning.FORK", (SecurityWarning.FORK, SecurityWarning,), {})  # type: ignore
 SecurityWarning.ROLLBACK = type("SecurityWarning.ROLLBACK", (SecurityWarning.ROLLBACK, SecurityWarning,), {})  # type: ignore
-SecurityWarning.REFUSED_EPOCH = type("SecurityWarning.REFUSED_EPOCH", (SecurityWarning.REFUSED_EPOCH, SecurityWarning,), {})  # type: ignore
 SecurityWarning.BAD_KEY_WRAP = type("SecurityWarning.BAD_KEY_WRAP", (SecurityWarning.BAD_KEY_WRAP, SecurityWarning,), {})  # type: ignore
 SecurityWarning.GAP = type("SecurityWarning.GAP", (SecurityWarning.GAP, SecurityWarning,), {})  # type: ignore
 SecurityWarning.UNVERIFIED_IDENTITY = type("SecurityWarning.UNVERIFIED_IDENTITY", (SecurityWarning.UNVERIFIED_IDENTITY, SecurityWarning,), {})  # type: ignore
@@ -3655,36 +3596,29 @@ class _UniffiFfiConverterTypeSecurityWarning(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 3:
-            return SecurityWarning.REFUSED_EPOCH(
-                _UniffiFfiConverterString.read(buf),
-                _UniffiFfiConverterUInt32.read(buf),
-                _UniffiFfiConverterString.read(buf),
-                _UniffiFfiConverterString.read(buf),
-            )
-        if variant == 4:
             return SecurityWarning.BAD_KEY_WRAP(
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterUInt64.read(buf),
             )
-        if variant == 5:
+        if variant == 4:
             return SecurityWarning.GAP(
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterUInt32.read(buf),
             )
-        if variant == 6:
+        if variant == 5:
             return SecurityWarning.UNVERIFIED_IDENTITY(
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterString.read(buf),
             )
-        if variant == 7:
+        if variant == 6:
             return SecurityWarning.UNDECRYPTABLE(
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterUInt64.read(buf),
                 _UniffiFfiConverterString.read(buf),
             )
-        if variant == 8:
+        if variant == 7:
             return SecurityWarning.SEND_FAILED(
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterString.read(buf),
@@ -3698,12 +3632,6 @@ class _UniffiFfiConverterTypeSecurityWarning(_UniffiConverterRustBuffer):
             return
         if value.is_ROLLBACK():
             _UniffiFfiConverterString.check_lower(value.team_id)
-            return
-        if value.is_REFUSED_EPOCH():
-            _UniffiFfiConverterString.check_lower(value.conversation_id)
-            _UniffiFfiConverterUInt32.check_lower(value.epoch)
-            _UniffiFfiConverterString.check_lower(value.author)
-            _UniffiFfiConverterString.check_lower(value.code)
             return
         if value.is_BAD_KEY_WRAP():
             _UniffiFfiConverterString.check_lower(value.team_id)
@@ -3738,33 +3666,27 @@ class _UniffiFfiConverterTypeSecurityWarning(_UniffiConverterRustBuffer):
         if value.is_ROLLBACK():
             buf.write_i32(2)
             _UniffiFfiConverterString.write(value.team_id, buf)
-        if value.is_REFUSED_EPOCH():
-            buf.write_i32(3)
-            _UniffiFfiConverterString.write(value.conversation_id, buf)
-            _UniffiFfiConverterUInt32.write(value.epoch, buf)
-            _UniffiFfiConverterString.write(value.author, buf)
-            _UniffiFfiConverterString.write(value.code, buf)
         if value.is_BAD_KEY_WRAP():
-            buf.write_i32(4)
+            buf.write_i32(3)
             _UniffiFfiConverterString.write(value.team_id, buf)
             _UniffiFfiConverterString.write(value.author, buf)
             _UniffiFfiConverterUInt64.write(value.seq, buf)
         if value.is_GAP():
-            buf.write_i32(5)
+            buf.write_i32(4)
             _UniffiFfiConverterString.write(value.conversation_id, buf)
             _UniffiFfiConverterString.write(value.sender, buf)
             _UniffiFfiConverterUInt32.write(value.missing, buf)
         if value.is_UNVERIFIED_IDENTITY():
-            buf.write_i32(6)
+            buf.write_i32(5)
             _UniffiFfiConverterString.write(value.conversation_id, buf)
             _UniffiFfiConverterString.write(value.device_id, buf)
         if value.is_UNDECRYPTABLE():
-            buf.write_i32(7)
+            buf.write_i32(6)
             _UniffiFfiConverterString.write(value.conversation_id, buf)
             _UniffiFfiConverterUInt64.write(value.cursor, buf)
             _UniffiFfiConverterString.write(value.code, buf)
         if value.is_SEND_FAILED():
-            buf.write_i32(8)
+            buf.write_i32(7)
             _UniffiFfiConverterString.write(value.conversation_id, buf)
             _UniffiFfiConverterString.write(value.code, buf)
 

@@ -101,18 +101,6 @@ fn warning(w: &Warning) -> JsValue {
     match w {
         Warning::Fork { team } => object(&[("kind", "fork".into()), ("team", id(&team.0))]),
         Warning::Rollback { team } => object(&[("kind", "rollback".into()), ("team", id(&team.0))]),
-        Warning::RefusedEpoch {
-            conversation,
-            epoch,
-            author,
-            code,
-        } => object(&[
-            ("kind", "refusedEpoch".into()),
-            ("conversation", id(&conversation.0)),
-            ("epoch", (*epoch).into()),
-            ("author", id(&author.0)),
-            ("code", (*code).into()),
-        ]),
         Warning::BadKeyWrap { team, author, seq } => object(&[
             ("kind", "badKeyWrap".into()),
             ("team", id(&team.0)),

@@ -58,7 +58,6 @@ export type SottoWarning =
   | { kind: "fork"; team: string }
   | { kind: "rollback"; team: string }
   | { kind: "badKeyWrap"; team: string; author: string; seq: number }
-  | { kind: "refusedEpoch"; conversation: string; epoch: number; author: string; code: string }
   | { kind: "gap"; conversation: string; sender: string; missing: number }
   | { kind: "unverifiedIdentity"; conversation: string; device: string }
   | { kind: "undecryptable"; conversation: string; cursor: number; code: string }

@@ -64,13 +64,6 @@ pub enum Freshness {
     /// An epoch from history: it must be sealed to the generation current at the head it names,
     /// by a device active then or now.
     History,
-    /// The newest epoch of a conversation, sealed to a generation older than our newest: opened
-    /// on a head from before a rotation (one its author had not seen yet, or one made since).
-    /// Readable, never sent on: it must be sealed to the generation current at the head it
-    /// names, by a device active *now*, and a head behind ours is judged as for a live record.
-    /// A device removed since is refused here, so a removed member that kept its old state
-    /// cannot open a new epoch naming a head from before its removal.
-    Late,
 }
 
 /// What a receiver should tell its user about an accepted record.
@@ -218,7 +211,7 @@ impl EpochRecord {
         };
         let current = match freshness {
             Freshness::Live => team.current_key().ok_or(EpochError::NoKey)?.0,
-            Freshness::History | Freshness::Late => team
+            Freshness::History => team
                 .generation_at(self.team_seq)
                 .ok_or(EpochError::ChainBehind)?,
         };

@@ -129,12 +129,10 @@ impl<S: Store, T: Transport> Client<S, T> {
                 Freshness::History
             };
             let result = match epoch.verify(&state, known, freshness) {
-                // Sealed to an older generation: readable, never sent on (sending checks the
-                // generation and opens a new epoch first), and only from a device active now:
-                // the newest record is judged as new, never by the history rules, which accept
-                // what a device removed since wrote before its removal.
+                // Sealed to an older generation: acceptable to read as history, never to send
+                // on (sending checks the generation and opens a new epoch first).
                 Err(sotto_core::Error::Epoch(EpochError::StaleGeneration)) if latest => {
-                    epoch.verify(&state, known, Freshness::Late)
+                    epoch.verify(&state, known, Freshness::History)
                 }
                 other => other,
             };
@@ -157,14 +155,6 @@ impl<S: Store, T: Transport> Client<S, T> {
                             .events
                             .emit(Event::Warning(Warning::Fork { team: record.team }));
                     }
-                    self.inner
-                        .events
-                        .emit(Event::Warning(Warning::RefusedEpoch {
-                            conversation: epoch.conversation,
-                            epoch: epoch.epoch,
-                            author: epoch.author,
-                            code: e.code(),
-                        }));
                     return Err(e.into());
                 }
             }

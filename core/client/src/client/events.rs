@@ -251,19 +251,6 @@ pub enum Warning {
         /// The link's sequence number.
         seq: u64,
     },
-    /// An epoch record of a conversation was refused: forged, from a device that is not an
-    /// active reader of the team (a removed member opening a new epoch), sealed to the wrong key
-    /// or on another chain. Nothing in that epoch is shown.
-    RefusedEpoch {
-        /// The conversation.
-        conversation: ConversationId,
-        /// The epoch number.
-        epoch: u32,
-        /// The device the record names as its author.
-        author: DeviceId,
-        /// The error code.
-        code: &'static str,
-    },
     /// The relay permanently refused a queued message; it was dropped from the queue.
     SendFailed {
         /// The conversation.

@@ -3711,23 +3711,6 @@ public enum SecurityWarning: Equatable, Hashable {
          */teamId: String
     )
     /**
-     * An epoch record was refused (a removed member's, a forgery); nothing in it is shown.
-     */
-    case refusedEpoch(
-        /**
-         * The conversation.
-         */conversationId: String, 
-        /**
-         * The epoch number.
-         */epoch: UInt32, 
-        /**
-         * The device the record names as its author.
-         */author: String, 
-        /**
-         * The error code.
-         */code: String
-    )
-    /**
      * A member device sealed this device a team key that does not match the chain; ask a
      * manager to check (and remove) the author.
      */
@@ -3819,22 +3802,19 @@ public struct FfiConverterTypeSecurityWarning: FfiConverterRustBuffer {
         case 2: return .rollback(teamId: try FfiConverterString.read(from: &buf)
         )
         
-        case 3: return .refusedEpoch(conversationId: try FfiConverterString.read(from: &buf), epoch: try FfiConverterUInt32.read(from: &buf), author: try FfiConverterString.read(from: &buf), code: try FfiConverterString.read(from: &buf)
+        case 3: return .badKeyWrap(teamId: try FfiConverterString.read(from: &buf), author: try FfiConverterString.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf)
         )
         
-        case 4: return .badKeyWrap(teamId: try FfiConverterString.read(from: &buf), author: try FfiConverterString.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf)
+        case 4: return .gap(conversationId: try FfiConverterString.read(from: &buf), sender: try FfiConverterString.read(from: &buf), missing: try FfiConverterUInt32.read(from: &buf)
         )
         
-        case 5: return .gap(conversationId: try FfiConverterString.read(from: &buf), sender: try FfiConverterString.read(from: &buf), missing: try FfiConverterUInt32.read(from: &buf)
+        case 5: return .unverifiedIdentity(conversationId: try FfiConverterString.read(from: &buf), deviceId: try FfiConverterString.read(from: &buf)
         )
         
-        case 6: return .unverifiedIdentity(conversationId: try FfiConverterString.read(from: &buf), deviceId: try FfiConverterString.read(from: &buf)
+        case 6: return .undecryptable(conversationId: try FfiConverterString.read(from: &buf), cursor: try FfiConverterUInt64.read(from: &buf), code: try FfiConverterString.read(from: &buf)
         )
         
-        case 7: return .undecryptable(conversationId: try FfiConverterString.read(from: &buf), cursor: try FfiConverterUInt64.read(from: &buf), code: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 8: return .sendFailed(conversationId: try FfiConverterString.read(from: &buf), code: try FfiConverterString.read(from: &buf)
+        case 7: return .sendFailed(conversationId: try FfiConverterString.read(from: &buf), code: try FfiConverterString.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -3855,43 +3835,35 @@ public struct FfiConverterTypeSecurityWarning: FfiConverterRustBuffer {
             FfiConverterString.write(teamId, into: &buf)
             
         
-        case let .refusedEpoch(conversationId,epoch,author,code):
-            writeInt(&buf, Int32(3))
-            FfiConverterString.write(conversationId, into: &buf)
-            FfiConverterUInt32.write(epoch, into: &buf)
-            FfiConverterString.write(author, into: &buf)
-            FfiConverterString.write(code, into: &buf)
-            
-        
         case let .badKeyWrap(teamId,author,seq):
-            writeInt(&buf, Int32(4))
+            writeInt(&buf, Int32(3))
             FfiConverterString.write(teamId, into: &buf)
             FfiConverterString.write(author, into: &buf)
             FfiConverterUInt64.write(seq, into: &buf)
             
         
         case let .gap(conversationId,sender,missing):
-            writeInt(&buf, Int32(5))
+            writeInt(&buf, Int32(4))
             FfiConverterString.write(conversationId, into: &buf)
             FfiConverterString.write(sender, into: &buf)
             FfiConverterUInt32.write(missing, into: &buf)
             
         
         case let .unverifiedIdentity(conversationId,deviceId):
-            writeInt(&buf, Int32(6))
+            writeInt(&buf, Int32(5))
             FfiConverterString.write(conversationId, into: &buf)
             FfiConverterString.write(deviceId, into: &buf)
             
         
         case let .undecryptable(conversationId,cursor,code):
-            writeInt(&buf, Int32(7))
+            writeInt(&buf, Int32(6))
             FfiConverterString.write(conversationId, into: &buf)
             FfiConverterUInt64.write(cursor, into: &buf)
             FfiConverterString.write(code, into: &buf)
             
         
         case let .sendFailed(conversationId,code):
-            writeInt(&buf, Int32(8))
+            writeInt(&buf, Int32(7))
             FfiConverterString.write(conversationId, into: &buf)
             FfiConverterString.write(code, into: &buf)
             

@@ -5790,33 +5790,6 @@ sealed class SecurityWarning {
     }
     
     /**
-     * An epoch record was refused (a removed member's, a forgery); nothing in it is shown.
-     */
-    data class RefusedEpoch(
-        /**
-         * The conversation.
-         */
-        val `conversationId`: kotlin.String, 
-        /**
-         * The epoch number.
-         */
-        val `epoch`: kotlin.UInt, 
-        /**
-         * The device the record names as its author.
-         */
-        val `author`: kotlin.String, 
-        /**
-         * The error code.
-         */
-        val `code`: kotlin.String) : SecurityWarning()
-        
-    {
-        
-
-        companion object
-    }
-    
-    /**
      * A member device sealed this device a team key that does not match the chain; ask a
      * manager to check (and remove) the author.
      */
@@ -5946,32 +5919,26 @@ public object FfiConverterTypeSecurityWarning : FfiConverterRustBuffer<SecurityW
             2 -> SecurityWarning.Rollback(
                 FfiConverterString.read(buf),
                 )
-            3 -> SecurityWarning.RefusedEpoch(
-                FfiConverterString.read(buf),
-                FfiConverterUInt.read(buf),
-                FfiConverterString.read(buf),
-                FfiConverterString.read(buf),
-                )
-            4 -> SecurityWarning.BadKeyWrap(
+            3 -> SecurityWarning.BadKeyWrap(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterULong.read(buf),
                 )
-            5 -> SecurityWarning.Gap(
+            4 -> SecurityWarning.Gap(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterUInt.read(buf),
                 )
-            6 -> SecurityWarning.UnverifiedIdentity(
+            5 -> SecurityWarning.UnverifiedIdentity(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
-            7 -> SecurityWarning.Undecryptable(
+            6 -> SecurityWarning.Undecryptable(
                 FfiConverterString.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterString.read(buf),
                 )
-            8 -> SecurityWarning.SendFailed(
+            7 -> SecurityWarning.SendFailed(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
@@ -5992,16 +5959,6 @@ public object FfiConverterTypeSecurityWarning : FfiConverterRustBuffer<SecurityW
             (
                 4UL
                 + FfiConverterString.allocationSize(value.`teamId`)
-            )
-        }
-        is SecurityWarning.RefusedEpoch -> {
-            // Add the size for the Int that specifies the variant plus the size needed for all fields
-            (
-                4UL
-                + FfiConverterString.allocationSize(value.`conversationId`)
-                + FfiConverterUInt.allocationSize(value.`epoch`)
-                + FfiConverterString.allocationSize(value.`author`)
-                + FfiConverterString.allocationSize(value.`code`)
             )
         }
         is SecurityWarning.BadKeyWrap -> {
@@ -6061,43 +6018,35 @@ public object FfiConverterTypeSecurityWarning : FfiConverterRustBuffer<SecurityW
                 FfiConverterString.write(value.`teamId`, buf)
                 Unit
             }
-            is SecurityWarning.RefusedEpoch -> {
-                buf.putInt(3)
-                FfiConverterString.write(value.`conversationId`, buf)
-                FfiConverterUInt.write(value.`epoch`, buf)
-                FfiConverterString.write(value.`author`, buf)
-                FfiConverterString.write(value.`code`, buf)
-                Unit
-            }
             is SecurityWarning.BadKeyWrap -> {
-                buf.putInt(4)
+                buf.putInt(3)
                 FfiConverterString.write(value.`teamId`, buf)
                 FfiConverterString.write(value.`author`, buf)
                 FfiConverterULong.write(value.`seq`, buf)
                 Unit
             }
             is SecurityWarning.Gap -> {
-                buf.putInt(5)
+                buf.putInt(4)
                 FfiConverterString.write(value.`conversationId`, buf)
                 FfiConverterString.write(value.`sender`, buf)
                 FfiConverterUInt.write(value.`missing`, buf)
                 Unit
             }
             is SecurityWarning.UnverifiedIdentity -> {
-                buf.putInt(6)
+                buf.putInt(5)
                 FfiConverterString.write(value.`conversationId`, buf)
                 FfiConverterString.write(value.`deviceId`, buf)
                 Unit
             }
             is SecurityWarning.Undecryptable -> {
-                buf.putInt(7)
+                buf.putInt(6)
                 FfiConverterString.write(value.`conversationId`, buf)
                 FfiConverterULong.write(value.`cursor`, buf)
                 FfiConverterString.write(value.`code`, buf)
                 Unit
             }
             is SecurityWarning.SendFailed -> {
-                buf.putInt(8)
+                buf.putInt(7)
                 FfiConverterString.write(value.`conversationId`, buf)
                 FfiConverterString.write(value.`code`, buf)
                 Unit
