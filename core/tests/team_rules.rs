@@ -775,3 +775,70 @@ fn names_and_rotations_are_held_to_their_exact_limits() {
         ChainError::BadRotation
     );
 }
+
+#[test]
+fn only_an_owner_lengthens_the_freshness_limit_and_never_past_a_day() {
+    let mut team = Team::new(93, Policy::default());
+    let mut admin = team.add(Role::Admin);
+    let longer = Policy {
+        freshness_limit_secs: 2 * 3600,
+        ..Policy::default()
+    };
+    // An admin may not weaken the bound (the relay would replay old statements for longer)...
+    assert_eq!(
+        chain_err(
+            propose(
+                &mut team,
+                &mut admin,
+                Change::SetPolicy {
+                    policy: longer.clone()
+                },
+                false
+            )
+            .unwrap_err()
+        ),
+        ChainError::NotPermitted
+    );
+    // ...but may tighten it; an owner may lengthen it, up to a day and no further.
+    let shorter = Policy {
+        freshness_limit_secs: 600,
+        ..Policy::default()
+    };
+    let link = propose(
+        &mut team,
+        &mut admin,
+        Change::SetPolicy { policy: shorter },
+        false,
+    )
+    .unwrap();
+    team.accept(&link);
+    team.owner_does(Change::SetPolicy {
+        policy: Policy {
+            freshness_limit_secs: sotto_core::team::policy::MAX_FRESHNESS_LIMIT_SECS,
+            ..Policy::default()
+        },
+    });
+    let mut owner = Member {
+        device: team.owner.device.clone(),
+        keyring: team.owner.keyring.clone(),
+        member: team.owner.member,
+    };
+    let forever = Policy {
+        freshness_limit_secs: u32::MAX,
+        ..Policy::default()
+    };
+    assert!(
+        propose(
+            &mut team,
+            &mut owner,
+            Change::SetPolicy { policy: forever },
+            false
+        )
+        .is_err()
+    );
+    // On the wire, a limit past a day does not decode.
+    let mut bytes = sotto_core::codec::Encode::encode_to_vec(&Policy::default());
+    bytes[2..6]
+        .copy_from_slice(&(sotto_core::team::policy::MAX_FRESHNESS_LIMIT_SECS + 1).to_be_bytes());
+    assert!(<Policy as sotto_core::codec::Decode>::decode_exact(&bytes).is_err());
+}

@@ -4,6 +4,10 @@ use crate::Result;
 use crate::codec::{Decode, Encode, Reader, Writer};
 use crate::error::DecodeError;
 
+/// The longest freshness limit a policy may set: a day. The limit is how long a relay may keep
+/// replaying an old attestation or witness statement, so it is bounded whoever sets it.
+pub const MAX_FRESHNESS_LIMIT_SECS: u32 = 24 * 3600;
+
 /// Whether old conversations stay readable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HistoryMode {
@@ -43,6 +47,17 @@ impl Default for Policy {
     }
 }
 
+impl Policy {
+    /// Whether the limits are usable: none is zero (every head would be stale, every epoch
+    /// empty), and the freshness limit is at most [`MAX_FRESHNESS_LIMIT_SECS`].
+    pub fn is_valid(&self) -> bool {
+        self.freshness_limit_secs != 0
+            && self.freshness_limit_secs <= MAX_FRESHNESS_LIMIT_SECS
+            && self.epoch_max_messages != 0
+            && self.epoch_max_age_secs != 0
+    }
+}
+
 impl Encode for Policy {
     fn encode(&self, w: &mut Writer) {
         w.u8(match self.history_mode {
@@ -77,11 +92,7 @@ impl Decode for Policy {
             epoch_max_age_secs: r.u32()?,
             retention_secs: r.u64()?,
         };
-        // Zero limits would make every head stale or every epoch empty.
-        if policy.freshness_limit_secs == 0
-            || policy.epoch_max_messages == 0
-            || policy.epoch_max_age_secs == 0
-        {
+        if !policy.is_valid() {
             return Err(DecodeError::InvalidValue.into());
         }
         Ok(policy)

@@ -394,7 +394,18 @@ impl TeamState {
                 read_lost |= self.remove_device(device);
             }
             Change::RotateKey => {}
-            Change::SetPolicy { policy } => self.policy = policy.clone(),
+            Change::SetPolicy { policy } => {
+                if !policy.is_valid() {
+                    return Err(crate::error::DecodeError::InvalidValue.into());
+                }
+                // A longer freshness limit lets the relay replay old attestations and witness
+                // statements for longer: only an owner may weaken the bound the owners chose.
+                let weakens = policy.freshness_limit_secs > self.policy.freshness_limit_secs;
+                if weakens && author_role != Role::Owner {
+                    return Err(ChainError::NotPermitted.into());
+                }
+                self.policy = policy.clone();
+            }
             Change::AddIntegrationKey { name, key } => {
                 if name.len() > MAX_NAME_LEN {
                     return Err(ChainError::NotPermitted.into());
