@@ -285,3 +285,90 @@ async fn a_visitor_whose_team_reference_pins_the_witness_refuses_a_chain_without
         .unwrap_err();
     assert_eq!(err.code(), "chain_bad_witness");
 }
+
+/// A replaced witness learns of its replacement, so the relay cannot keep a client before the
+/// replacement on the old witness's word: the owner replaces witness 1 by witness 2, then
+/// removes an agent, and the relay hides both links from the visitor (replaying an attestation
+/// of the old head). Without the replacement the same partition is caught too.
+#[tokio::test]
+async fn a_replaced_witness_still_stops_a_visitor_kept_before_the_replacement() {
+    for replace in [true, false] {
+        let sent = hide_removal_behind_witness(replace).await;
+        assert_eq!(
+            sent.map(|m| m.epoch).unwrap_err().code(),
+            "chain_withheld",
+            "replaced: {replace}"
+        );
+    }
+}
+
+async fn hide_removal_behind_witness(
+    replace: bool,
+) -> sotto_client::Result<sotto_client::client::Outgoing> {
+    let relay = TestRelay::start().await;
+    let dir = TempDir::new();
+    let w1 = sotto_relay::witness::start(&WitnessArgs::new(dir.0.join("w1.key"), dir.0.join("w1")))
+        .await
+        .unwrap();
+    let w2 = sotto_relay::witness::start(&WitnessArgs::new(dir.0.join("w2.key"), dir.0.join("w2")))
+        .await
+        .unwrap();
+    let (owner, _, _) = relay.register(DeviceKind::Member, true).await;
+    let team = owner
+        .create_team(Policy {
+            freshness_limit_secs: LIMIT_SECS,
+            ..Policy::default()
+        })
+        .await
+        .unwrap();
+    owner
+        .set_witness(
+            &team.team,
+            &format!("http://{}", w1.addr()),
+            VerifyingKey::from_bytes(&w1.public_key()).unwrap(),
+        )
+        .await
+        .unwrap();
+    let (removed, _, removed_net) = relay.register(DeviceKind::Member, false).await;
+    let removed_member = owner
+        .invite_member(&team.team, &removed.device_id(), Role::Agent)
+        .await
+        .unwrap();
+    removed.join_team(team).await.unwrap();
+    let (visitor, _, visitor_net) = relay.register(DeviceKind::Visitor, false).await;
+    let conversation = visitor.open_conversation(team).await.unwrap();
+    visitor.send_text(&conversation, "before").await.unwrap();
+    removed.sync().await.unwrap();
+
+    // The relay freezes the visitor's and the removed agent's view here.
+    let seq = owner
+        .team_log(&team.team)
+        .await
+        .unwrap()
+        .last()
+        .unwrap()
+        .seq;
+    visitor.sync().await.unwrap();
+    visitor_net.hide_links_after(Some(seq));
+    visitor_net.replay_attestation(true);
+    removed_net.hide_links_after(Some(seq));
+    if replace {
+        owner
+            .set_witness(
+                &team.team,
+                &format!("http://{}", w2.addr()),
+                VerifyingKey::from_bytes(&w2.public_key()).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    owner
+        .remove_member(&team.team, &removed_member)
+        .await
+        .unwrap();
+    // Past half the limit: the visitor must check freshness again before it seals.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    visitor
+        .send_text(&conversation, "my card number is 4111")
+        .await
+}

@@ -473,7 +473,9 @@ impl<S: Store, T: Transport> Client<S, T> {
 
     /// Names the team's freshness witness (owner only; PROTOCOL §6.8): the service at `url`
     /// (`https`, or `http` on loopback) whose statements are signed with `key`. From then on
-    /// clients refuse to send when it vouches for links the relay does not serve them.
+    /// clients refuse to send when it vouches for links the relay does not serve them. When it
+    /// replaces another witness, the old one is sent the replacing link too, and an error here
+    /// means it was not: stop the old witness before relying on the new one.
     pub async fn set_witness(
         &self,
         team: &TeamId,
@@ -481,6 +483,12 @@ impl<S: Store, T: Transport> Client<S, T> {
         key: sotto_core::crypto::sign::VerifyingKey,
     ) -> Result<()> {
         crate::transport::RelayUrl::parse(url)?;
+        let replaced = self
+            .team_state(team)
+            .await?
+            .witness()
+            .map(|(old, _)| old.to_owned())
+            .filter(|old| old != url);
         self.propose(
             team,
             Change::SetWitness {
@@ -488,7 +496,12 @@ impl<S: Store, T: Transport> Client<S, T> {
                 key,
             },
         )
-        .await
+        .await?;
+        if let Some(old) = replaced {
+            let state = self.team_state(team).await?;
+            self.tell_replaced_witness(&old, &state).await?;
+        }
+        Ok(())
     }
 
     /// Rotates the team key.

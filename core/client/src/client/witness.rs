@@ -64,6 +64,19 @@ impl<S: crate::store::Store, T: Transport> Client<S, T> {
         let (url, _) = state
             .witness()
             .ok_or(Error::Core(ChainError::BadWitness.into()))?;
+        self.witness_request_to(url, state, method, rest, json)
+            .await
+    }
+
+    /// One request to the witness at `url` about `state`'s team.
+    async fn witness_request_to(
+        &self,
+        url: &str,
+        state: &TeamState,
+        method: Method,
+        rest: &str,
+        json: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>> {
         let base = RelayUrl::parse(url)?;
         let request = HttpRequest {
             method,
@@ -86,8 +99,35 @@ impl<S: crate::store::Store, T: Transport> Client<S, T> {
         }
     }
 
+    /// Tells a replaced witness at `url` every link up to `state`'s head, which names its
+    /// successor. A client the relay keeps on a head before the replacement still asks the old
+    /// witness; holding the replacement, that witness vouches for links the client lacks and
+    /// the client refuses to send (`chain_withheld`). Without this push the old witness would
+    /// go on vouching for the old head (PROTOCOL §6.8).
+    pub(crate) async fn tell_replaced_witness(&self, url: &str, state: &TeamState) -> Result<()> {
+        let from = match self
+            .witness_request_to(url, state, Method::Get, "", None)
+            .await
+        {
+            Ok(body) => {
+                let out: StatementOut = parse(&body)?;
+                WitnessStatement::from_wire(&unb64(&out.statement)?)?
+                    .seq
+                    .saturating_add(1)
+            }
+            Err(Error::Relay { status: 404, .. }) => 0,
+            Err(e) => return Err(e),
+        };
+        self.push_links_to(Some(url), state, from).await
+    }
+
     /// Pushes the stored links `from..=state.seq()` to the witness, in batches.
     async fn push_links(&self, state: &TeamState, from: u64) -> Result<()> {
+        self.push_links_to(None, state, from).await
+    }
+
+    /// The same, to the witness at `url` rather than the one `state` names.
+    async fn push_links_to(&self, url: Option<&str>, state: &TeamState, from: u64) -> Result<()> {
         let mut seq = from;
         while seq <= state.seq() {
             let mut batch = Vec::new();
@@ -103,13 +143,17 @@ impl<S: crate::store::Store, T: Transport> Client<S, T> {
                 batch.push(b64(&link.to_wire()));
                 seq = seq.saturating_add(1);
             }
-            self.witness_request(
-                state,
-                Method::Post,
-                "/links",
-                Some(bodies::encode(&LinksIn { links: &batch })?),
-            )
-            .await?;
+            let body = Some(bodies::encode(&LinksIn { links: &batch })?);
+            match url {
+                Some(url) => {
+                    self.witness_request_to(url, state, Method::Post, "/links", body)
+                        .await?
+                }
+                None => {
+                    self.witness_request(state, Method::Post, "/links", body)
+                        .await?
+                }
+            };
         }
         Ok(())
     }
