@@ -499,7 +499,7 @@ impl<S: Store, T: Transport> Client<S, T> {
         .await?;
         if let Some(old) = replaced {
             let state = self.team_state(team).await?;
-            self.tell_replaced_witness(&old, &state).await?;
+            self.update_witness_at(&old, &state).await?;
         }
         Ok(())
     }

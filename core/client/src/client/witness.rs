@@ -51,25 +51,18 @@ fn witness_path(team: &TeamId, rest: &str) -> String {
     format!("/v1/witness/{}{rest}", hex::encode(team.0))
 }
 
-impl<S: crate::store::Store, T: Transport> Client<S, T> {
-    /// One request to the witness named by `state`: its URL passes the same policy as a relay's
-    /// (`https`, or `http` on loopback); no token is sent.
-    async fn witness_request(
-        &self,
-        state: &TeamState,
-        method: Method,
-        rest: &str,
-        json: Option<Vec<u8>>,
-    ) -> Result<Vec<u8>> {
-        let (url, _) = state
-            .witness()
-            .ok_or(Error::Core(ChainError::BadWitness.into()))?;
-        self.witness_request_to(url, state, method, rest, json)
-            .await
-    }
+/// The URL of the witness `state` names.
+fn witness_url(state: &TeamState) -> Result<&str> {
+    state
+        .witness()
+        .map(|(url, _)| url)
+        .ok_or(Error::Core(ChainError::BadWitness.into()))
+}
 
-    /// One request to the witness at `url` about `state`'s team.
-    async fn witness_request_to(
+impl<S: crate::store::Store, T: Transport> Client<S, T> {
+    /// One request about `state`'s team to the witness at `url`: the URL passes the same policy
+    /// as a relay's (`https`, or `http` on loopback); no token is sent.
+    async fn witness_request(
         &self,
         url: &str,
         state: &TeamState,
@@ -87,9 +80,16 @@ impl<S: crate::store::Store, T: Transport> Client<S, T> {
         check(self.inner.api.transport.request(request).await?)
     }
 
-    /// The witness's current statement, or `None` if it does not know the team yet.
-    async fn fetch_statement(&self, state: &TeamState) -> Result<Option<WitnessStatement>> {
-        match self.witness_request(state, Method::Get, "", None).await {
+    /// The current statement of the witness at `url`, or `None` if it does not know the team.
+    async fn fetch_statement(
+        &self,
+        url: &str,
+        state: &TeamState,
+    ) -> Result<Option<WitnessStatement>> {
+        match self
+            .witness_request(url, state, Method::Get, "", None)
+            .await
+        {
             Ok(body) => {
                 let out: StatementOut = parse(&body)?;
                 Ok(Some(WitnessStatement::from_wire(&unb64(&out.statement)?)?))
@@ -99,35 +99,8 @@ impl<S: crate::store::Store, T: Transport> Client<S, T> {
         }
     }
 
-    /// Tells a replaced witness at `url` every link up to `state`'s head, which names its
-    /// successor. A client the relay keeps on a head before the replacement still asks the old
-    /// witness; holding the replacement, that witness vouches for links the client lacks and
-    /// the client refuses to send (`chain_withheld`). Without this push the old witness would
-    /// go on vouching for the old head (PROTOCOL §6.8).
-    pub(crate) async fn tell_replaced_witness(&self, url: &str, state: &TeamState) -> Result<()> {
-        let from = match self
-            .witness_request_to(url, state, Method::Get, "", None)
-            .await
-        {
-            Ok(body) => {
-                let out: StatementOut = parse(&body)?;
-                WitnessStatement::from_wire(&unb64(&out.statement)?)?
-                    .seq
-                    .saturating_add(1)
-            }
-            Err(Error::Relay { status: 404, .. }) => 0,
-            Err(e) => return Err(e),
-        };
-        self.push_links_to(Some(url), state, from).await
-    }
-
-    /// Pushes the stored links `from..=state.seq()` to the witness, in batches.
-    async fn push_links(&self, state: &TeamState, from: u64) -> Result<()> {
-        self.push_links_to(None, state, from).await
-    }
-
-    /// The same, to the witness at `url` rather than the one `state` names.
-    async fn push_links_to(&self, url: Option<&str>, state: &TeamState, from: u64) -> Result<()> {
+    /// Pushes the stored links `from..=state.seq()` to the witness at `url`, in batches.
+    async fn push_links(&self, url: &str, state: &TeamState, from: u64) -> Result<()> {
         let mut seq = from;
         while seq <= state.seq() {
             let mut batch = Vec::new();
@@ -143,33 +116,34 @@ impl<S: crate::store::Store, T: Transport> Client<S, T> {
                 batch.push(b64(&link.to_wire()));
                 seq = seq.saturating_add(1);
             }
-            let body = Some(bodies::encode(&LinksIn { links: &batch })?);
-            match url {
-                Some(url) => {
-                    self.witness_request_to(url, state, Method::Post, "/links", body)
-                        .await?
-                }
-                None => {
-                    self.witness_request(state, Method::Post, "/links", body)
-                        .await?
-                }
-            };
+            let body = bodies::encode(&LinksIn { links: &batch })?;
+            self.witness_request(url, state, Method::Post, "/links", Some(body))
+                .await?;
         }
         Ok(())
     }
 
-    /// Brings the witness up to `state`'s head: asks for its head and pushes what it lacks.
-    /// Members call it after appending a link; a failure is left to the next check.
-    pub(crate) async fn update_witness(&self, state: &TeamState) -> Result<()> {
-        if state.witness().is_none() || state.is_deleted() {
-            return Ok(());
-        }
-        let from = match self.fetch_statement(state).await? {
+    /// Brings the witness at `url` up to `state`'s head: asks for its head and pushes what it
+    /// lacks. Also how a replaced witness learns of its successor (the owner's client sends it
+    /// the replacing link): a client the relay keeps on a head before the replacement still asks
+    /// the old witness, which then vouches for links that client lacks (`chain_withheld`)
+    /// instead of vouching for the old head indefinitely (PROTOCOL §6.8).
+    pub(crate) async fn update_witness_at(&self, url: &str, state: &TeamState) -> Result<()> {
+        let from = match self.fetch_statement(url, state).await? {
             None => 0,
             Some(s) if s.seq < state.seq() => s.seq.saturating_add(1),
             Some(_) => return Ok(()),
         };
-        self.push_links(state, from).await
+        self.push_links(url, state, from).await
+    }
+
+    /// Brings the witness `state` names up to its head. Members call it after appending a
+    /// link; a failure is left to the next check.
+    pub(crate) async fn update_witness(&self, state: &TeamState) -> Result<()> {
+        match state.witness() {
+            Some((url, _)) if !state.is_deleted() => self.update_witness_at(url, state).await,
+            _ => Ok(()),
+        }
     }
 
     /// The freshness check against the witness, if the chain names one: `Ok(false)` when it
@@ -198,12 +172,13 @@ impl<S: crate::store::Store, T: Transport> Client<S, T> {
             }
         }
         check_pin(&before, pin)?;
-        let statement = match self.fetch_statement(&before).await? {
+        let url = witness_url(&before)?.to_owned();
+        let statement = match self.fetch_statement(&url, &before).await? {
             Some(s) => s,
             None => {
                 // The witness does not know the team yet: give it the chain, then ask again.
-                self.push_links(&before, 0).await?;
-                self.fetch_statement(&before)
+                self.push_links(&url, &before, 0).await?;
+                self.fetch_statement(&url, &before)
                     .await?
                     .ok_or(Error::BadResponse("the witness does not keep the team"))?
             }
@@ -218,7 +193,7 @@ impl<S: crate::store::Store, T: Transport> Client<S, T> {
             Ok(WitnessVerdict::Behind { seq }) => {
                 // Nothing is hidden from us; help the witness catch up (best effort: our
                 // freshness is already established).
-                let _ = self.push_links(&state, seq.saturating_add(1)).await;
+                let _ = self.push_links(&url, &state, seq.saturating_add(1)).await;
             }
             Err(e) => {
                 if matches!(
