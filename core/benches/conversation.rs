@@ -338,6 +338,7 @@ fn epoch_open(c: &mut Criterion) {
         &team,
         CONVERSATION,
         0,
+        None,
         vec![visitor.record()],
         T0,
     )
@@ -360,6 +361,7 @@ fn epoch_open(c: &mut Criterion) {
                 &team,
                 CONVERSATION,
                 0,
+                None,
                 vec![visitor.record()],
                 T0,
             )

@@ -98,6 +98,8 @@ pub enum MessageError {
     UnknownSender,
     /// The sender chain has used its last counter; a new epoch is needed.
     ChainExhausted,
+    /// The message is beyond the end of its epoch as the record that closed the epoch states.
+    AfterClose,
 }
 
 /// Why a conversation epoch record was refused.
@@ -126,6 +128,13 @@ pub enum EpochError {
     Unvouched,
     /// The epoch's secret was erased under the ephemeral history mode and is never taken back.
     Erased,
+    /// The record does not follow the epoch record it names as its predecessor (unknown
+    /// predecessor, a lower epoch number, an earlier team head, or a malformed close).
+    Predecessor,
+    /// The record's `created_at` is later than the receiver's clock allows.
+    FromFuture,
+    /// The epoch's record was refused, so nothing in the epoch is read.
+    Refused,
 }
 
 /// The error type of the protocol core.
@@ -196,6 +205,9 @@ impl Error {
                 EpochError::NoKey => "epoch_no_key",
                 EpochError::Unvouched => "epoch_unvouched",
                 EpochError::Erased => "epoch_erased",
+                EpochError::Predecessor => "epoch_predecessor",
+                EpochError::FromFuture => "epoch_from_future",
+                EpochError::Refused => "epoch_refused",
             },
             Error::Chain(c) => match c {
                 ChainError::FingerprintMismatch => "chain_fingerprint_mismatch",
@@ -224,6 +236,7 @@ impl Error {
                 MessageError::WrongChain => "message_wrong_chain",
                 MessageError::UnknownSender => "message_unknown_sender",
                 MessageError::ChainExhausted => "message_chain_exhausted",
+                MessageError::AfterClose => "message_after_close",
             },
         }
     }

@@ -944,6 +944,7 @@ async fn message_and_conversation_floods_hit_quotas() {
             &w.team.state,
             id,
             0,
+            None,
             vec![w.visitor.device.record()],
             now(),
         )

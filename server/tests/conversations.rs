@@ -135,6 +135,7 @@ async fn envelopes_round_trip_with_cursors_and_acks() {
         &w.team.state,
         w.conversation.id,
         1,
+        Some((&w.conversation.record, Some(Vec::new()))),
         vec![w.visitor.device.record()],
         now(),
     )
@@ -313,6 +314,7 @@ async fn websocket_pushes_envelopes_epochs_and_links_to_those_who_may_read() {
         &w.team.state,
         w.conversation.id,
         1,
+        Some((&w.conversation.record, Some(Vec::new()))),
         vec![w.visitor.device.record()],
         now(),
     )
@@ -585,6 +587,7 @@ async fn published_events_rebuild_from_their_references() {
         &w.team.state,
         w.conversation.id,
         1,
+        Some((&w.conversation.record, Some(Vec::new()))),
         vec![w.visitor.device.record()],
         now(),
     )

@@ -61,6 +61,7 @@ async fn a_device_of_one_tenant_cannot_touch_another_tenants_data() {
         &a.team.state,
         a.conversation.id,
         1,
+        None,
         vec![a.visitor.device.record()],
         now(),
     )

@@ -17,6 +17,7 @@ use crate::team::attestation::MAX_CLOCK_SKEW_SECS;
 use crate::team::policy::Policy;
 use crate::team::{HeadRelation, LinkHash, TeamId, TeamKeyring, TeamState};
 use crate::wire::{self, ObjectType, WireObject};
+use sha2::{Digest, Sha256};
 
 /// Most visitor devices one conversation may have.
 pub const MAX_VISITOR_DEVICES: usize = 16;
@@ -25,6 +26,11 @@ const MAX_SEALED_SECRET: usize = 48;
 const SECRET_INFO_LABEL: &[u8] = b"sotto/v1/epoch-secret\0";
 const RECIPIENT_TEAM: u8 = 1;
 const RECIPIENT_VISITOR: u8 = 2;
+const RECORD_HASH_LABEL: &[u8] = b"sotto/v1/epoch-record-hash\0";
+/// Most sender chains one record closes.
+pub const MAX_CLOSES: usize = 1024;
+/// Bytes of one close entry: sender, instance, next counter.
+const CLOSE_LEN: usize = 32 + 8 + 4;
 
 /// A conversation epoch record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +39,9 @@ pub struct EpochRecord {
     pub conversation: ConversationId,
     /// The epoch number; 0 opens the conversation.
     pub epoch: u32,
+    /// [`EpochRecord::hash`] of the record of the epoch this one follows (the newest one its
+    /// author accepted); all zero for the record that opens the conversation.
+    pub previous: [u8; 32],
     /// The team the conversation is with.
     pub team: TeamId,
     /// Sequence number of the chain head the author had verified.
@@ -47,6 +56,11 @@ pub struct EpochRecord {
     pub created_at: u64,
     /// The visitor's devices, each of which gets the secret.
     pub visitor_devices: Vec<DeviceRecord>,
+    /// How far each durable sender chain of the previous epoch got, as far as the author knew:
+    /// the end of that epoch. Sorted by sender and instance, without repeats. `None` when the
+    /// author could not read the previous epoch (a visitor's new device, a reader without
+    /// history): that epoch's end is then not stated.
+    pub closes: Option<Vec<SenderClose>>,
     /// The secret sealed to the team generation's key.
     pub team_sealed: HpkeSealed,
     /// The secret sealed to each visitor device, in the order of `visitor_devices`.
@@ -55,15 +69,71 @@ pub struct EpochRecord {
     pub signature: Signature,
 }
 
-/// Whether a record opens an epoch now or is read back from history.
+/// The end of one durable sender chain in the epoch a record closes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SenderClose {
+    /// The sending device.
+    pub sender: DeviceId,
+    /// The installation of that device the chain belongs to.
+    pub instance: [u8; 8],
+    /// The lowest counter the chain had not reached: messages `0 .. next` belong to the epoch.
+    pub next: u32,
+}
+
+/// Who authored an accepted record, as far as the receiver's chain says now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Freshness {
-    /// A new epoch: it must be sealed to our newest generation and authored by a device active
-    /// now.
-    Live,
-    /// An epoch from history: it must be sealed to the generation current at the head it names,
-    /// by a device active then or now.
-    History,
+pub enum EpochAuthor {
+    /// One of the visitor's devices listed in the record.
+    Visitor,
+    /// A member device active now whose role reads conversations.
+    Member,
+    /// A member device removed or revoked since, which could read when the head the record names
+    /// was current. Its word counts only once an active participant's record follows this one:
+    /// with the relay's help it could have written the record after its removal.
+    Former,
+}
+
+/// What [`EpochRecord::verify`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VerifiedEpoch {
+    /// Who wrote it.
+    pub author: EpochAuthor,
+    /// Something to tell the user.
+    pub warning: Option<EpochWarning>,
+}
+
+/// Whether a message in an epoch counts, given the record that closed the epoch (if any).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Within the epoch as its close recorded it, or from an active sender of an open epoch.
+    Accept,
+    /// From a sender removed since, in an epoch no accepted record closed yet: kept aside until
+    /// one does, never shown before.
+    Hold,
+    /// Beyond what the close of its epoch recorded: written (or delivered) after the epoch ended.
+    AfterClose,
+}
+
+/// Decides whether a message with `counter` from `sender`'s installation `instance` counts in an
+/// epoch. `closing` is the accepted record that follows the epoch, `former` whether the sender is
+/// a member device removed or revoked since.
+pub fn admit_message(
+    closing: Option<&EpochRecord>,
+    sender: &DeviceId,
+    instance: &[u8; 8],
+    counter: u32,
+    former: bool,
+) -> Admission {
+    match closing.map(|r| r.closed_at(sender, instance)) {
+        None if former => Admission::Hold,
+        None => Admission::Accept,
+        // The author of the next epoch could not read this one: its end is unknown, and only a
+        // sender active now is taken at its word.
+        Some(None) if former => Admission::AfterClose,
+        Some(None) => Admission::Accept,
+        Some(Some(next)) if counter < next => Admission::Accept,
+        Some(Some(_)) => Admission::AfterClose,
+    }
 }
 
 /// What a receiver should tell its user about an accepted record.
@@ -81,6 +151,7 @@ impl EpochRecord {
         wire::write_header(&mut w, ObjectType::EpochRecord);
         w.put(&self.conversation);
         w.u32(self.epoch);
+        w.array(&self.previous);
         w.put(&self.team);
         w.u64(self.team_seq);
         w.put(&self.team_head);
@@ -91,7 +162,56 @@ impl EpochRecord {
         for d in &self.visitor_devices {
             w.put(d);
         }
+        match &self.closes {
+            None => w.u8(0),
+            Some(closes) => {
+                w.u8(1);
+                w.u16(closes.len() as u16);
+                for c in closes {
+                    w.put(&c.sender);
+                    w.array(&c.instance);
+                    w.u32(c.next);
+                }
+            }
+        }
         w.into_bytes()
+    }
+
+    /// `SHA-256("sotto/v1/epoch-record-hash\0" || wire bytes of the record)`: how a following
+    /// record and a history grant name this one.
+    pub fn hash(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(RECORD_HASH_LABEL);
+        h.update(self.to_wire());
+        h.finalize().into()
+    }
+
+    /// The counter at which `sender`'s chain of installation `instance` ended in the epoch this
+    /// record closes: 0 (nothing) for a chain the close does not list, `None` if the record does
+    /// not state the end.
+    pub fn closed_at(&self, sender: &DeviceId, instance: &[u8; 8]) -> Option<u32> {
+        let closes = self.closes.as_ref()?;
+        Some(
+            closes
+                .binary_search_by(|c| (&c.sender, &c.instance).cmp(&(sender, instance)))
+                .ok()
+                .and_then(|i| closes.get(i))
+                .map_or(0, |c| c.next),
+        )
+    }
+
+    /// Checks that this record follows `previous`: it names that record's hash, has a higher
+    /// epoch number, and names a team head no earlier than it (its author verified `previous`,
+    /// so its chain reached that head).
+    pub fn follows(&self, previous: &EpochRecord) -> Result<()> {
+        if self.previous != previous.hash()
+            || self.epoch <= previous.epoch
+            || self.team_seq < previous.team_seq
+            || self.conversation != previous.conversation
+        {
+            return Err(EpochError::Predecessor.into());
+        }
+        Ok(())
     }
 
     fn signed_bytes(&self) -> Vec<u8> {
@@ -123,7 +243,9 @@ impl EpochRecord {
     }
 
     /// Opens a new epoch: a fresh secret sealed to `team`'s current generation and to every
-    /// visitor device. A visitor calls this only after checking a fresh head attestation
+    /// visitor device. `after` is the newest accepted record with how far each of its durable
+    /// sender chains got (`None` opens the conversation, epoch 0). A visitor calls this only
+    /// after checking a fresh head attestation
     /// ([`HeadAttestation::check_fresh`](crate::team::attestation::HeadAttestation::check_fresh)).
     #[allow(clippy::too_many_arguments)]
     pub fn open(
@@ -132,6 +254,7 @@ impl EpochRecord {
         team: &TeamState,
         conversation: ConversationId,
         epoch: u32,
+        after: Option<(&EpochRecord, Option<Vec<SenderClose>>)>,
         visitor_devices: Vec<DeviceRecord>,
         now: u64,
     ) -> Result<(EpochRecord, SecretBytes<32>)> {
@@ -139,10 +262,23 @@ impl EpochRecord {
         if visitor_devices.is_empty() || visitor_devices.len() > MAX_VISITOR_DEVICES {
             return Err(EpochError::VisitorSet.into());
         }
+        let (previous, mut closes) = match after {
+            None if epoch == 0 => ([0; 32], None),
+            Some((previous, closes)) if epoch > previous.epoch => (previous.hash(), closes),
+            _ => return Err(EpochError::Predecessor.into()),
+        };
+        if let Some(closes) = closes.as_mut() {
+            closes.sort();
+            closes.dedup_by(|a, b| a.sender == b.sender && a.instance == b.instance);
+            if closes.len() > MAX_CLOSES {
+                return Err(EpochError::Predecessor.into());
+            }
+        }
         let secret = SecretBytes::<32>::random(rng);
         let mut record = EpochRecord {
             conversation,
             epoch,
+            previous,
             team: team.team(),
             team_seq: team.seq(),
             team_head: team.head(),
@@ -150,6 +286,7 @@ impl EpochRecord {
             author: author.id(),
             created_at: now,
             visitor_devices,
+            closes,
             team_sealed: HpkeSealed {
                 enc: [0; 32],
                 ciphertext: Vec::new(),
@@ -175,24 +312,41 @@ impl EpochRecord {
         Ok((record, secret))
     }
 
-    /// Checks a received record against the receiver's verified chain and, from the second
-    /// epoch on, the visitor devices it already knows. Refuses a record that names a head not
-    /// on our chain (fork) or beyond it (fetch first), that is sealed to a generation other than
-    /// our newest, whose author is neither one of the visitor's devices nor an active member
-    /// device with read access, or that adds visitor devices without a visitor's signature.
+    /// Checks a received record against the receiver's verified chain at `now` and the visitor
+    /// devices of the record it follows (`None` for the record that opens the conversation, which
+    /// must be epoch 0 with no predecessor). Refuses a record that names a head not on our chain
+    /// (fork) or beyond it (fetch first), that is sealed to another generation than the one
+    /// current at the head it names, whose author could not read at that head, that changes the
+    /// visitor devices without a visitor's signature, or that claims a time in the future. Whether
+    /// it follows its predecessor is [`EpochRecord::follows`]; what to do with a record by a
+    /// device removed since ([`EpochAuthor::Former`]) is the caller's (PROTOCOL §7.9).
     pub fn verify(
         &self,
         team: &TeamState,
         known_visitors: Option<&[DeviceRecord]>,
-        freshness: Freshness,
-    ) -> Result<Option<EpochWarning>> {
+        now: u64,
+    ) -> Result<VerifiedEpoch> {
         if self.team != team.team() {
             return Err(EpochError::WrongTeam.into());
         }
-        let relation = team.head_relation(self.team_seq, &self.team_head);
-        let warning = match relation {
+        let opens = self.epoch == 0 && self.previous == [0; 32] && self.closes.is_none();
+        if opens != known_visitors.is_none() {
+            return Err(EpochError::Predecessor.into());
+        }
+        if self.created_at > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
+            return Err(EpochError::FromFuture.into());
+        }
+        let closes = self.closes.as_deref().unwrap_or_default();
+        if closes.len() > MAX_CLOSES
+            || closes.windows(2).any(|w| {
+                w.first().map(|c| (&c.sender, &c.instance))
+                    >= w.get(1).map(|c| (&c.sender, &c.instance))
+            })
+        {
+            return Err(EpochError::Predecessor.into());
+        }
+        let warning = match team.head_relation(self.team_seq, &self.team_head) {
             HeadRelation::Current => None,
-            HeadRelation::Behind if freshness == Freshness::History => None,
             // A record made while a newer link already existed was made on a stale chain (the
             // relay may have withheld links). One older than the links after its head, such as a
             // visitor's epoch opened before a member joined, is merely old. Clocks of devices
@@ -209,16 +363,16 @@ impl EpochRecord {
             HeadRelation::Ahead => return Err(EpochError::ChainBehind.into()),
             HeadRelation::Fork => return Err(EpochError::Fork.into()),
         };
-        let current = match freshness {
-            Freshness::Live => team.current_key().ok_or(EpochError::NoKey)?.0,
-            Freshness::History => team
-                .generation_at(self.team_seq)
-                .ok_or(EpochError::ChainBehind)?,
-        };
-        if self.generation < current {
+        // Sealed to the generation of the head it names: a record naming an old head and a
+        // newer generation is malformed, one naming the current head and an old generation is
+        // sealed to a key a removed member may hold.
+        let generation = team
+            .generation_at(self.team_seq)
+            .ok_or(EpochError::ChainBehind)?;
+        if self.generation < generation {
             return Err(EpochError::StaleGeneration.into());
         }
-        if self.generation > current {
+        if self.generation > generation {
             return Err(EpochError::ChainBehind.into());
         }
         if self.visitor_devices.is_empty()
@@ -242,8 +396,8 @@ impl EpochRecord {
         }
 
         let visitor_author = self.visitor_devices.iter().find(|d| d.id() == self.author);
-        let author_key = match (visitor_author, team.device(&self.author)) {
-            (Some(v), _) => *v.identity(),
+        let (author, author_key) = match (visitor_author, team.device(&self.author)) {
+            (Some(v), _) => (EpochAuthor::Visitor, *v.identity()),
             (None, Some(member)) => {
                 let readable = team
                     .member_of(&self.author)
@@ -251,18 +405,18 @@ impl EpochRecord {
                 if !readable || member.kind() != DeviceKind::Member {
                     return Err(EpochError::UnknownAuthor.into());
                 }
-                *member.identity()
+                (EpochAuthor::Member, *member.identity())
             }
-            // From history, a device removed since may have written it while it was active:
-            // the head it names must come before the link that removed it.
+            // A device removed since may have written it while it was active: the head it names
+            // must come before the link that removed it. It may also have written it after, with
+            // the relay's help, naming an old head: the caller decides (EpochAuthor::Former).
             (None, None) => match team.former(&self.author) {
                 Some(former)
-                    if freshness == Freshness::History
-                        && self.team_seq < former.removed_at
+                    if self.team_seq < former.removed_at
                         && former.role.can_read()
                         && former.record.kind() == DeviceKind::Member =>
                 {
-                    *former.record.identity()
+                    (EpochAuthor::Former, *former.record.identity())
                 }
                 _ => return Err(EpochError::UnknownAuthor.into()),
             },
@@ -287,7 +441,7 @@ impl EpochRecord {
             &self.signed_bytes(),
             &self.signature,
         )?;
-        Ok(warning)
+        Ok(VerifiedEpoch { author, warning })
     }
 
     /// The epoch secret, for a member device holding the generation key. Call only after
@@ -385,6 +539,7 @@ impl Decode for EpochRecord {
     fn decode(r: &mut Reader<'_>) -> Result<Self> {
         let conversation = r.get()?;
         let epoch = r.u32()?;
+        let previous = r.array()?;
         let team = r.get()?;
         let team_seq = r.u64()?;
         let team_head = r.get()?;
@@ -396,6 +551,24 @@ impl Decode for EpochRecord {
         let visitor_devices = (0..n)
             .map(|_| r.get())
             .collect::<Result<Vec<DeviceRecord>>>()?;
+        let closes = match r.u8()? {
+            0 => None,
+            1 => {
+                let c = r.count_u16(MAX_CLOSES, CLOSE_LEN)?;
+                Some(
+                    (0..c)
+                        .map(|_| {
+                            Ok(SenderClose {
+                                sender: r.get()?,
+                                instance: r.array()?,
+                                next: r.u32()?,
+                            })
+                        })
+                        .collect::<Result<Vec<_>>>()?,
+                )
+            }
+            _ => return Err(crate::error::DecodeError::UnknownTag.into()),
+        };
         let team_sealed = decode_sealed(r)?;
         let m = r.count_u16(MAX_VISITOR_DEVICES, 36)?;
         let visitor_sealed = (0..m)
@@ -405,6 +578,7 @@ impl Decode for EpochRecord {
         Ok(EpochRecord {
             conversation,
             epoch,
+            previous,
             team,
             team_seq,
             team_head,
@@ -412,6 +586,7 @@ impl Decode for EpochRecord {
             author,
             created_at,
             visitor_devices,
+            closes,
             team_sealed,
             visitor_sealed,
             signature,

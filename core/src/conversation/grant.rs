@@ -8,7 +8,6 @@
 //! the epoch record it opens, and the recipient still verifies every record against the team
 //! chain: the grant only carries secrets, never decides who wrote what.
 
-use sha2::{Digest, Sha256};
 
 use super::ConversationId;
 use super::epoch::EpochRecord;
@@ -28,14 +27,11 @@ pub const MAX_GRANT_ENTRIES: usize = 1024;
 /// Ciphertext of a sealed 32-byte secret: the secret and its tag.
 const SEALED_SECRET_LEN: usize = 48;
 const GRANT_INFO_LABEL: &[u8] = b"sotto/v1/history-grant\0";
-const RECORD_HASH_LABEL: &[u8] = b"sotto/v1/epoch-record-hash\0";
 
-/// `SHA-256("sotto/v1/epoch-record-hash\0" || wire bytes of the record)`.
+/// `SHA-256("sotto/v1/epoch-record-hash\0" || wire bytes of the record)`
+/// ([`EpochRecord::hash`]).
 pub fn epoch_record_hash(record: &EpochRecord) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(RECORD_HASH_LABEL);
-    h.update(record.to_wire());
-    h.finalize().into()
+    record.hash()
 }
 
 /// One re-sealed epoch secret.

@@ -28,7 +28,10 @@ use crate::error::DecodeError;
 
 pub use attachment::{AttachmentDecryptor, AttachmentEncryptor, AttachmentRef};
 pub use batch::open_batch;
-pub use epoch::{EpochRecord, EpochWarning, Freshness, sender_key};
+pub use epoch::{
+    Admission, EpochAuthor, EpochRecord, EpochWarning, SenderClose, VerifiedEpoch, admit_message,
+    sender_key,
+};
 pub use grant::HistoryGrant;
 pub use message::{MessageHeader, OpenedMessage, ParsedMessage, VerifiedMessage, seal_message};
 pub use ratchet::{ChainId, Gap, MessageKey, ReceiverChain, SenderChain};

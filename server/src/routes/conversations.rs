@@ -13,7 +13,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use sotto_core::conversation::epoch::{EpochRecord, Freshness};
+use sotto_core::conversation::epoch::{EpochAuthor, EpochRecord};
 use sotto_core::device::{DeviceId, DeviceKind, DeviceRecord};
 use sotto_core::team::{Role, TeamId};
 use sotto_core::wire::WireObject;
@@ -186,7 +186,7 @@ pub async fn create(
         return Err(ApiError::conflict("team_deleted", "the team was deleted"));
     }
     record
-        .verify(&s, None, Freshness::History)
+        .verify(&s, None, u64::try_from(now()).unwrap_or_default())
         .map_err(|e| ApiError::refused("epoch record", e))?;
 
     let quota = state.settings.limits.quota_visitor_conversations;
@@ -557,9 +557,13 @@ pub async fn add_epoch(
         })
         .collect::<ApiResult<Vec<_>>>()?;
     let s = conv.team.state();
-    record
-        .verify(&s, Some(&known), Freshness::History)
+    let verified = record
+        .verify(&s, Some(&known), u64::try_from(now()).unwrap_or_default())
         .map_err(|e| ApiError::refused("epoch record", e))?;
+    // A device removed from the team opens no epoch, whatever head it names.
+    if verified.author == EpochAuthor::Former {
+        return Err(ApiError::forbidden("the author was removed from the team"));
+    }
 
     let mut tx = state.db.begin_write().await?;
     let moved =

@@ -621,6 +621,7 @@ pub async fn open_conversation(visitor: &Client, team: &TeamState) -> Conversati
         team,
         id,
         0,
+        None,
         vec![visitor.device.record()],
         now(),
     )

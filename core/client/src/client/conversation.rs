@@ -195,6 +195,7 @@ impl<S: Store, T: Transport> Client<S, T> {
             &state,
             conversation,
             0,
+            None,
             vec![inner.device.record()],
             self.now(),
         )?;
@@ -422,9 +423,11 @@ impl<S: Store, T: Transport> Client<S, T> {
         txn.delete(records::conv_id(conversation)?, Expect::Any);
         for name in [
             records::EPOCH,
+            records::EPOCH_HELD,
             records::SEND_CHAIN,
             records::RECV_CHAIN,
             records::MESSAGE,
+            records::HELD_MESSAGE,
             records::OUTBOX,
             records::MINE,
         ] {

@@ -1,36 +1,22 @@
 //! Epochs: fetching and verifying a conversation's epoch records, opening their secrets, and
 //! choosing (or opening) the epoch to send in.
 
-use serde::Deserialize;
-use sotto_core::EpochError;
 use sotto_core::conversation::epoch::epoch_expired;
 use sotto_core::conversation::{
-    ConversationId, EpochRecord, EpochWarning, Freshness, SenderChain, Stream,
+    ConversationId, EpochRecord, ReceiverChain, SenderChain, SenderClose, Stream,
 };
 use sotto_core::crypto::secret::SecretBytes;
 use sotto_core::wire::WireObject;
 
 use super::Client;
-use super::api::{b64, unb64};
+use super::api::b64;
 use super::bodies;
 use super::conversation::conv_path;
-use super::events::{Event, Warning};
 use super::records::{self, ConvRecord};
 use crate::rng::os_rng;
 use crate::store::{Expect, Query, Store, Transaction};
 use crate::transport::{Method, Transport};
 use crate::{Error, Result};
-
-#[derive(Deserialize)]
-struct StoredEpoch {
-    epoch: u32,
-    record: String,
-}
-
-#[derive(Deserialize)]
-struct EpochPage {
-    epochs: Vec<StoredEpoch>,
-}
 
 impl<S: Store, T: Transport> Client<S, T> {
     /// The stored epoch records of a conversation, in order.
@@ -63,101 +49,6 @@ impl<S: Store, T: Transport> Client<S, T> {
         {
             Some(e) => Ok(Some(EpochRecord::from_wire(&e.value)?)),
             None => Ok(None),
-        }
-    }
-
-    /// Fetches, verifies and stores the epochs after the stored ones.
-    pub(crate) async fn fetch_epochs(
-        &self,
-        conversation: &ConversationId,
-        record: &ConvRecord,
-    ) -> Result<()> {
-        let mut known = self.epochs(conversation).await?;
-        let from = known.len();
-        let page: EpochPage = self
-            .call_json(
-                Method::Get,
-                &format!(
-                    "{}?from={from}&limit=1000",
-                    conv_path(conversation, "/epochs")
-                ),
-                None,
-            )
-            .await?;
-        let total = page.epochs.len();
-        for (i, stored) in page.epochs.into_iter().enumerate() {
-            let epoch = EpochRecord::from_wire(&unb64(&stored.record)?)?;
-            if usize::try_from(stored.epoch).ok() != Some(known.len())
-                || epoch.epoch != stored.epoch
-                || epoch.conversation != *conversation
-                || epoch.team != record.team
-            {
-                return Err(Error::BadResponse("epoch records out of sequence"));
-            }
-            let latest = i + 1 == total;
-            self.verify_epoch(record, known.last(), &epoch, latest)
-                .await?;
-            let mut txn = Transaction::new();
-            txn.put(
-                records::epoch_id(conversation, epoch.epoch)?,
-                &epoch.to_wire(),
-                Expect::Any,
-            );
-            self.inner.store.commit(txn).await?;
-            known.push(epoch);
-        }
-        Ok(())
-    }
-
-    /// Checks an epoch record against the verified chain: live rules for the newest one,
-    /// history rules for older ones, fetching newer links once if the record names a head
-    /// ahead of ours.
-    pub(crate) async fn verify_epoch(
-        &self,
-        record: &ConvRecord,
-        previous: Option<&EpochRecord>,
-        epoch: &EpochRecord,
-        latest: bool,
-    ) -> Result<()> {
-        let known = previous.map(|p| p.visitor_devices.as_slice());
-        let mut synced = false;
-        loop {
-            let state = self.team_state(&record.team).await?;
-            let freshness = if latest {
-                Freshness::Live
-            } else {
-                Freshness::History
-            };
-            let result = match epoch.verify(&state, known, freshness) {
-                // Sealed to an older generation: acceptable to read as history, never to send
-                // on (sending checks the generation and opens a new epoch first).
-                Err(sotto_core::Error::Epoch(EpochError::StaleGeneration)) if latest => {
-                    epoch.verify(&state, known, Freshness::History)
-                }
-                other => other,
-            };
-            match result {
-                Ok(warning) => {
-                    if warning == Some(EpochWarning::Rollback) {
-                        self.inner
-                            .events
-                            .emit(Event::Warning(Warning::Rollback { team: record.team }));
-                    }
-                    return Ok(());
-                }
-                Err(sotto_core::Error::Epoch(EpochError::ChainBehind)) if !synced => {
-                    synced = true;
-                    self.sync_team(&record.team).await?;
-                }
-                Err(e) => {
-                    if e == sotto_core::Error::Epoch(EpochError::Fork) {
-                        self.inner
-                            .events
-                            .emit(Event::Warning(Warning::Fork { team: record.team }));
-                    }
-                    return Err(e.into());
-                }
-            }
         }
     }
 
@@ -218,6 +109,66 @@ impl<S: Store, T: Transport> Client<S, T> {
         };
         self.remember_secret(epoch.conversation, epoch.epoch, secret.clone());
         Ok(secret)
+    }
+
+    /// How far each durable sender chain of `epoch` got, as this device knows it: the close a
+    /// new record states. `None` if this device cannot read `epoch`.
+    async fn epoch_closes(
+        &self,
+        record: &ConvRecord,
+        epoch: &EpochRecord,
+    ) -> Result<Option<Vec<SenderClose>>> {
+        if (!record.visitor && self.sealed_before_my_access(record, epoch).await)
+            || self.epoch_secret(record, epoch).await.is_err()
+        {
+            return Ok(None);
+        }
+        let store = &self.inner.store;
+        let mut prefix = epoch.conversation.0.to_vec();
+        prefix.extend_from_slice(&epoch.epoch.to_be_bytes());
+        let mut closes = Vec::new();
+        for (_, entry) in store
+            .list(&records::ns(records::RECV_CHAIN)?, &Query::prefix(prefix.clone()))
+            .await?
+        {
+            let chain = ReceiverChain::import(&entry.value)?;
+            if chain.id().stream == Stream::Durable {
+                closes.push(SenderClose {
+                    sender: chain.id().sender,
+                    instance: [0; 8],
+                    next: chain.next_counter(),
+                });
+            }
+        }
+        // Its own chain: the sender chain, or after a restore (sender chains are not backed
+        // up) the highest counter among its messages the relay stored.
+        let sent = match store
+            .get(&records::send_chain_id(
+                &epoch.conversation,
+                epoch.epoch,
+                Stream::Durable,
+            )?)
+            .await?
+        {
+            Some(e) => SenderChain::import(&e.value)?.next_counter(),
+            None => 0,
+        };
+        let posted = store
+            .list(&records::ns(records::MINE)?, &Query::prefix(prefix))
+            .await?
+            .last()
+            .and_then(|(id, _)| id.key().get(20..24).map(<[u8; 4]>::try_from))
+            .and_then(|c| c.ok())
+            .map_or(0, |c| u32::from_be_bytes(c).saturating_add(1));
+        let next = sent.max(posted);
+        if next > 0 {
+            closes.push(SenderClose {
+                sender: self.inner.device.id(),
+                instance: [0; 8],
+                next,
+            });
+        }
+        Ok(Some(closes))
     }
 
     /// The epoch to send in: the newest, unless it is sealed to an older team key, expired by
@@ -290,16 +241,21 @@ impl<S: Store, T: Transport> Client<S, T> {
             {
                 return Ok((record, latest));
             }
-            let next = latest
-                .epoch
-                .checked_add(1)
-                .ok_or(Error::NotPermitted("no epochs left"))?;
+            // The new record states where this epoch ended: read everything the relay has of
+            // it first, and start again if someone else opened an epoch meanwhile.
+            self.sync_conversation(conversation).await?;
+            if self.epochs(conversation).await?.last().map(|e| e.epoch) != Some(latest.epoch) {
+                continue;
+            }
+            let next = self.next_epoch_number(conversation).await?;
+            let closes = self.epoch_closes(&record, &latest).await?;
             let (epoch, secret) = EpochRecord::open(
                 &mut os_rng()?,
                 &self.inner.device,
                 &state,
                 *conversation,
                 next,
+                Some((&latest, closes)),
                 latest.visitor_devices.clone(),
                 self.now(),
             )?;

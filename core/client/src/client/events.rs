@@ -251,6 +251,20 @@ pub enum Warning {
         /// The link's sequence number.
         seq: u64,
     },
+    /// An epoch record the relay served was refused (it failed a check, follows no record this
+    /// device accepted, or was written by a member removed since and no active participant's
+    /// record ever followed it); nothing in that epoch is shown. Or, with `code`
+    /// `epoch_skipped`, a participant opened an epoch without the one this device accepted.
+    EpochRefused {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The epoch number the relay served it under.
+        epoch: u32,
+        /// Its author, when the record decoded.
+        author: Option<DeviceId>,
+        /// Which check failed.
+        code: &'static str,
+    },
     /// The relay permanently refused a queued message; it was dropped from the queue.
     SendFailed {
         /// The conversation.

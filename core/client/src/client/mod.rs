@@ -20,7 +20,9 @@ mod api;
 mod backup;
 mod bodies;
 pub mod conversation;
+mod epoch_chain;
 mod epochs;
+mod held;
 pub mod events;
 #[cfg(fuzzing)]
 pub mod fuzzing;
@@ -97,6 +99,9 @@ pub(crate) struct Inner<S, T> {
     pub teams: Mutex<SortedMap<TeamId, TeamView>>,
     /// Opened epoch secrets, so the sealed secret is opened once per epoch.
     pub secrets: std::sync::Mutex<SortedMap<(ConversationId, u32), SecretBytes<32>>>,
+    /// Records accepted since the last sync of their conversation: the end of the epoch each
+    /// closes is checked against what arrived once that sync has read every envelope.
+    pub closes_due: std::sync::Mutex<Vec<(ConversationId, u32)>>,
     /// Serialises receiving (HTTP sync and push) so cursors advance in order.
     pub receive: Mutex<()>,
     /// Serialises posting the outbox so the relay stores a sender's messages in counter order.
@@ -176,6 +181,7 @@ impl<S: Store, T: Transport> Client<S, T> {
                 device,
                 teams: Mutex::new(teams),
                 secrets: std::sync::Mutex::new(SortedMap::new()),
+                closes_due: std::sync::Mutex::new(Vec::new()),
                 receive: Mutex::new(()),
                 flush: Mutex::new(()),
                 events: events::Events::default(),

@@ -6,12 +6,13 @@
 use serde::Deserialize;
 use sotto_core::conversation::identity::IdentityAssertion;
 use sotto_core::conversation::{
-    ConversationId, MessageKind, ParsedMessage, ReceiverChain, sender_key,
+    Admission, ConversationId, MessageKind, ParsedMessage, ReceiverChain, admit_message,
+    sender_key,
 };
 use sotto_core::device::DeviceId;
 use sotto_core::team::TeamId;
 use sotto_core::wire::WireObject;
-use sotto_core::{EpochError, MessageError};
+use sotto_core::MessageError;
 use zeroize::Zeroizing;
 
 use super::Client;
@@ -108,6 +109,8 @@ impl<S: Store, T: Transport> Client<S, T> {
                 break;
             }
         }
+        self.release_held(conversation, &record).await?;
+        self.check_closes(conversation, &record).await?;
         if cursor > start {
             let ack = self
                 .call(
@@ -361,14 +364,41 @@ impl<S: Store, T: Transport> Client<S, T> {
             Some(e) => e,
             None => {
                 self.fetch_epochs(conversation, record).await?;
-                self.epoch(conversation, header.epoch)
-                    .await?
-                    .ok_or(Error::Core(EpochError::NoKey.into()))?
+                match self.epoch(conversation, header.epoch).await? {
+                    Some(e) => e,
+                    None => {
+                        return self
+                            .hold_or_refuse(conversation, header.epoch, wire, cursor, at)
+                            .await;
+                    }
+                }
             }
         };
         let state = self.team_state(&record.team).await?;
         let key = sender_key(&state, &epoch, &header.sender, header.kind)?;
         let verified = parsed.verify(&key)?;
+        if let Some(cursor) = cursor {
+            let former = state.device(&header.sender).is_none()
+                && !epoch.visitor_devices.iter().any(|d| d.id() == header.sender);
+            let closing = self.closing_record(&epoch).await?;
+            match admit_message(
+                closing.as_ref(),
+                &header.sender,
+                &[0; 8],
+                header.counter,
+                former,
+            ) {
+                Admission::Accept => {}
+                Admission::Hold => {
+                    self.hold_message(conversation, header.epoch, cursor, at, wire)
+                        .await?;
+                    return Ok(Received::Skipped);
+                }
+                Admission::AfterClose => {
+                    return Err(Error::Core(MessageError::AfterClose.into()));
+                }
+            }
+        }
         if !record.visitor && self.sealed_before_my_access(record, &epoch).await {
             return Ok(Received::Skipped);
         }

@@ -20,14 +20,20 @@ pub(crate) const MAX_STORED_CONTENT: usize = sotto_core::conversation::message::
 const FORMAT: u8 = 1;
 
 /// The namespaces of the client's records; a backup holds all of them.
-pub(crate) const NAMESPACES: [&str; 10] = [
-    ACCOUNT, TEAM, LINK, CONV, EPOCH, SEND_CHAIN, RECV_CHAIN, MESSAGE, OUTBOX, MINE,
+pub(crate) const NAMESPACES: [&str; 12] = [
+    ACCOUNT, TEAM, LINK, CONV, EPOCH, EPOCH_HELD, SEND_CHAIN, RECV_CHAIN, MESSAGE, HELD_MESSAGE,
+    OUTBOX, MINE,
 ];
 pub(crate) const ACCOUNT: &str = "account";
 pub(crate) const TEAM: &str = "team";
 pub(crate) const LINK: &str = "team.link";
 pub(crate) const CONV: &str = "conv";
 pub(crate) const EPOCH: &str = "conv.epoch";
+/// Epoch records not accepted: held until an active participant's record follows them, or
+/// refused for good (so the next fetch starts after them).
+pub(crate) const EPOCH_HELD: &str = "conv.epoch.held";
+/// Messages kept aside until the record closing their epoch says whether they belong to it.
+pub(crate) const HELD_MESSAGE: &str = "msg.held";
 pub(crate) const SEND_CHAIN: &str = "chain.send";
 pub(crate) const RECV_CHAIN: &str = "chain.recv";
 pub(crate) const MESSAGE: &str = "msg";
@@ -72,6 +78,17 @@ fn conv_key(conv: &ConversationId, rest: &[&[u8]]) -> Vec<u8> {
 
 pub(crate) fn epoch_id(conv: &ConversationId, epoch: u32) -> Result<RecordId> {
     id(EPOCH, conv_key(conv, &[&epoch.to_be_bytes()]))
+}
+
+pub(crate) fn epoch_held_id(conv: &ConversationId, epoch: u32) -> Result<RecordId> {
+    id(EPOCH_HELD, conv_key(conv, &[&epoch.to_be_bytes()]))
+}
+
+pub(crate) fn held_message_id(conv: &ConversationId, epoch: u32, cursor: u64) -> Result<RecordId> {
+    id(
+        HELD_MESSAGE,
+        conv_key(conv, &[&epoch.to_be_bytes(), &cursor.to_be_bytes()]),
+    )
 }
 
 pub(crate) fn send_chain_id(conv: &ConversationId, epoch: u32, stream: Stream) -> Result<RecordId> {

@@ -1,0 +1,202 @@
+//! Messages whose place is not decided yet: in an epoch whose record waits for an active
+//! participant to follow it, or from a member removed since in an epoch no record closed yet.
+//! They are kept aside, never shown, and taken up again when a record decides; and the end of
+//! each closed epoch is checked against what arrived.
+
+use sotto_core::conversation::{ConversationId, ReceiverChain, Stream};
+use sotto_core::EpochError;
+
+use super::Client;
+use super::api::b64;
+use super::epoch_chain::Held;
+use super::events::{Event, Warning};
+use super::receive::{Received, StoredEnvelope};
+use super::records::{self, ConvRecord};
+use crate::store::{Expect, Query, Store, Transaction};
+use crate::transport::Transport;
+use crate::{Error, Result};
+
+impl<S: Store, T: Transport> Client<S, T> {
+    /// Keeps a message aside until the record that decides it arrives.
+    pub(crate) async fn hold_message(
+        &self,
+        conversation: &ConversationId,
+        epoch: u32,
+        cursor: u64,
+        at: u64,
+        wire: &[u8],
+    ) -> Result<()> {
+        let mut value = at.to_be_bytes().to_vec();
+        value.extend_from_slice(wire);
+        let mut txn = Transaction::new();
+        txn.put(
+            records::held_message_id(conversation, epoch, cursor)?,
+            &value,
+            Expect::Any,
+        );
+        self.inner.store.commit(txn).await?;
+        Ok(())
+    }
+
+    /// A message in an epoch this device has not accepted: held if the record waits for a
+    /// follower, refused if the record was refused, unreadable if the relay never served it.
+    pub(crate) async fn hold_or_refuse(
+        &self,
+        conversation: &ConversationId,
+        epoch: u32,
+        wire: &[u8],
+        cursor: Option<u64>,
+        at: u64,
+    ) -> Result<Received> {
+        let held = self.held_epochs(conversation).await?;
+        match held.iter().find(|(n, _)| *n == epoch).map(|(_, h)| h) {
+            Some(Held::Pending(_)) => {
+                if let Some(cursor) = cursor {
+                    self.hold_message(conversation, epoch, cursor, at, wire)
+                        .await?;
+                }
+                Ok(Received::Skipped)
+            }
+            Some(Held::Refused) => Err(Error::Core(EpochError::Refused.into())),
+            None => Err(Error::Core(EpochError::NoKey.into())),
+        }
+    }
+
+    /// Takes up the held messages of epochs that were decided since they were held.
+    pub(crate) async fn release_held(
+        &self,
+        conversation: &ConversationId,
+        record: &ConvRecord,
+    ) -> Result<()> {
+        let held = self
+            .inner
+            .store
+            .list(
+                &records::ns(records::HELD_MESSAGE)?,
+                &Query::prefix(conversation.0.to_vec()),
+            )
+            .await?;
+        for (id, entry) in held {
+            let key = id.key();
+            let epoch = key
+                .get(16..20)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(u32::from_be_bytes)
+                .ok_or(Error::Corrupt("malformed held message key"))?;
+            let cursor = records::decode_cursor(key.get(20..28).unwrap_or_default())?;
+            let (at, wire) = entry.value.split_at_checked(8).ok_or(Error::Corrupt("malformed held message"))?;
+            let at = records::decode_cursor(at)?;
+            let Some(accepted) = self.epoch(conversation, epoch).await? else {
+                let refused = self
+                    .held_epochs(conversation)
+                    .await?
+                    .iter()
+                    .any(|(n, h)| *n == epoch && matches!(h, Held::Refused));
+                if !refused {
+                    continue;
+                }
+                let mut txn = Transaction::new();
+                txn.delete(id.clone(), Expect::Any);
+                self.inner.store.commit(txn).await?;
+                self.inner.events.emit(Event::Warning(Warning::Undecryptable {
+                    conversation: *conversation,
+                    cursor,
+                    code: sotto_core::Error::from(EpochError::Refused).code(),
+                }));
+                continue;
+            };
+            if self.closing_record(&accepted).await?.is_none() {
+                // Still open: a removed member's message waits for the close.
+                let sender_active = {
+                    let state = self.team_state(&record.team).await?;
+                    sotto_core::conversation::ParsedMessage::decode(wire)
+                        .map(|m| state.device(&m.header().sender).is_some())
+                        .unwrap_or(true)
+                };
+                if !sender_active {
+                    continue;
+                }
+            }
+            let mut txn = Transaction::new();
+            txn.delete(id.clone(), Expect::Any);
+            self.inner.store.commit(txn).await?;
+            let envelope = StoredEnvelope {
+                cursor,
+                message: b64(wire),
+                received_at: at,
+            };
+            self.receive_envelope(conversation, record, &envelope).await?;
+        }
+        Ok(())
+    }
+
+    /// Compares the end of each epoch closed since the last sync with what arrived: a sender
+    /// whose messages stop short of what the close states lost its last messages on the way
+    /// (the relay dropped them), reported as a gap.
+    pub(crate) async fn check_closes(
+        &self,
+        conversation: &ConversationId,
+        conv: &ConvRecord,
+    ) -> Result<()> {
+        let due: Vec<u32> = match self.inner.closes_due.lock() {
+            Ok(mut due) => {
+                let mine = due
+                    .iter()
+                    .filter(|(c, _)| c == conversation)
+                    .map(|(_, e)| *e)
+                    .collect();
+                due.retain(|(c, _)| c != conversation);
+                mine
+            }
+            Err(_) => Vec::new(),
+        };
+        let me = self.inner.device.id();
+        for closing in due {
+            let Some(record) = self.epoch(conversation, closing).await? else {
+                continue;
+            };
+            let Some(closes) = record.closes.as_ref() else {
+                continue;
+            };
+            let Some(previous) = self
+                .epochs(conversation)
+                .await?
+                .into_iter()
+                .find(|e| e.hash() == record.previous)
+            else {
+                continue;
+            };
+            // A device that cannot read the closed epoch (a visitor's new device, a reader
+            // without history) has nothing to compare.
+            if (!conv.visitor && self.sealed_before_my_access(conv, &previous).await)
+                || self.epoch_secret(conv, &previous).await.is_err()
+            {
+                continue;
+            }
+            for close in closes.iter().filter(|c| c.sender != me) {
+                let chain = self
+                    .inner
+                    .store
+                    .get(&records::recv_chain_id(
+                        conversation,
+                        previous.epoch,
+                        &close.sender,
+                        Stream::Durable,
+                    )?)
+                    .await?;
+                let next = match chain {
+                    Some(e) => ReceiverChain::import(&e.value)?.next_counter(),
+                    None => 0,
+                };
+                if close.next > next {
+                    self.inner.events.emit(Event::Warning(Warning::Gap {
+                        conversation: *conversation,
+                        sender: close.sender,
+                        missing: close.next - next,
+                    }));
+                }
+            }
+        }
+        Ok(())
+    }
+}
