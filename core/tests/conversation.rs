@@ -390,14 +390,20 @@ fn forks_and_rollbacks_are_detected() {
     let late = T0 + MAX_CLOCK_SKEW_SECS + 1;
     let (rolled_back, _) = visitor.open_epoch_at(&mut w, &behind, None, 0, late);
     assert_eq!(
-        rolled_back.verify(&w.state, None, CHECKED_AT).unwrap().warning,
+        rolled_back
+            .verify(&w.state, None, CHECKED_AT)
+            .unwrap()
+            .warning,
         Some(EpochWarning::Rollback)
     );
     // Opened in the same second as the link, or within the skew, it is honest.
     for now in [T0, T0 + MAX_CLOCK_SKEW_SECS] {
         let (same_time, _) = visitor.open_epoch_at(&mut w, &behind, None, 0, now);
         assert_eq!(
-            same_time.verify(&w.state, None, CHECKED_AT).unwrap().warning,
+            same_time
+                .verify(&w.state, None, CHECKED_AT)
+                .unwrap()
+                .warning,
             None
         );
     }
@@ -423,7 +429,10 @@ fn forks_and_rollbacks_are_detected() {
         )
         .unwrap();
     w.accept(&later);
-    assert_eq!(older.verify(&w.state, None, CHECKED_AT).unwrap().warning, None);
+    assert_eq!(
+        older.verify(&w.state, None, CHECKED_AT).unwrap().warning,
+        None
+    );
 }
 
 #[test]
@@ -534,13 +543,20 @@ fn only_the_visitor_decides_its_devices_and_records_are_tamper_evident() {
         T0,
     )
     .unwrap();
-    second
-        .verify(&w.state, Some(&known), CHECKED_AT)
-        .unwrap();
+    second.verify(&w.state, Some(&known), CHECKED_AT).unwrap();
 
     // An agent (or a relay holding some member's key) may not add a "visitor" device.
-    let (sneaky, _) =
-        EpochRecord::open(&mut w.rng, &agent.device, &team, conversation, 1, Some((&first, Some(Vec::new()))), both, T0).unwrap();
+    let (sneaky, _) = EpochRecord::open(
+        &mut w.rng,
+        &agent.device,
+        &team,
+        conversation,
+        1,
+        Some((&first, Some(Vec::new()))),
+        both,
+        T0,
+    )
+    .unwrap();
     assert_eq!(
         sneaky
             .verify(&w.state, Some(&known), CHECKED_AT)
@@ -693,7 +709,11 @@ fn a_verified_customers_history_is_resealed_to_their_new_device() {
     grant.verify(&team, &phone, T0 + 120).unwrap();
     for ((record, _), message) in c.records.iter().zip(&c.messages) {
         record
-            .verify(&team, (record.epoch > 0).then_some(record.visitor_devices.as_slice()), CHECKED_AT)
+            .verify(
+                &team,
+                (record.epoch > 0).then_some(record.visitor_devices.as_slice()),
+                CHECKED_AT,
+            )
             .unwrap();
         let secret = grant.open(&phone, record).unwrap();
         let text = receive(&team, record, &secret, &mut Vec::new(), message).unwrap();

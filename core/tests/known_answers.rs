@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sotto_core::codec::Decode;
 use sotto_core::codec::Encode;
 use sotto_core::conversation::attachment::{decrypt_attachment, encrypt_attachment};
-use sotto_core::conversation::epoch::{EpochRecord, Freshness};
+use sotto_core::conversation::epoch::{EpochAuthor, EpochRecord, SenderClose};
 use sotto_core::conversation::{
     AttachmentRef, ChainId, ConversationId, MessageKind, ParsedMessage, ReceiverChain, SenderChain,
     seal_message,
@@ -226,10 +226,32 @@ fn team_vectors(rng: &mut ChaCha20Rng) -> Value {
         &state,
         conversation,
         0,
+        None,
         vec![visitor.record()],
         NOW,
     )
     .expect("epoch");
+    // The agent opens the next epoch, closing the first where both chains ended (one message
+    // each).
+    let closes = [&visitor, &agent]
+        .iter()
+        .map(|d| SenderClose {
+            sender: d.id(),
+            instance: [0; 8],
+            next: 1,
+        })
+        .collect();
+    let (next_record, _) = EpochRecord::open(
+        rng,
+        &agent,
+        &state,
+        conversation,
+        1,
+        Some((&record, Some(closes))),
+        vec![visitor.record()],
+        NOW,
+    )
+    .expect("next epoch");
     let text_chain = |d: &Device| ChainId {
         conversation,
         epoch: 0,
@@ -255,6 +277,7 @@ fn team_vectors(rng: &mut ChaCha20Rng) -> Value {
         "head": h(&state.head().0),
         "epoch_record": h(&record.to_wire()),
         "epoch_secret": h(secret.expose()),
+        "epoch_record_next": h(&next_record.to_wire()),
         "message_from_visitor": { "text": h(b"hello team"), "wire": h(&from_visitor) },
         "message_from_agent": { "text": h(b"hello visitor"), "wire": h(&from_agent) },
         "attachment": { "plaintext": h(file), "blob": h(&blob), "reference": h(&reference.encode_to_vec()) },
@@ -285,9 +308,22 @@ fn checked_in_team_vectors_verify_independently() {
         assert!(refused.is_empty(), "keys");
     }
     let record = EpochRecord::from_wire(&unhex(&t["epoch_record"])).expect("record");
-    record
-        .verify(&state, None, Freshness::Live)
-        .expect("record verifies");
+    assert_eq!(
+        record
+            .verify(&state, None, NOW)
+            .expect("record verifies")
+            .author,
+        EpochAuthor::Visitor
+    );
+    let next = EpochRecord::from_wire(&unhex(&t["epoch_record_next"])).expect("next record");
+    next.follows(&record).expect("follows the first");
+    assert_eq!(
+        next.verify(&state, Some(&record.visitor_devices), NOW)
+            .expect("next record verifies")
+            .author,
+        EpochAuthor::Member
+    );
+    assert_eq!(next.closed_at(&agent.id(), &[0; 8]), Some(1));
     let secret = record
         .secret_for_member(&keyring)
         .expect("agent opens the epoch");

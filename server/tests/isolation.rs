@@ -61,7 +61,7 @@ async fn a_device_of_one_tenant_cannot_touch_another_tenants_data() {
         &a.team.state,
         a.conversation.id,
         1,
-        None,
+        Some((&a.conversation.record, Some(Vec::new()))),
         vec![a.visitor.device.record()],
         now(),
     )

@@ -8,7 +8,6 @@
 //! the epoch record it opens, and the recipient still verifies every record against the team
 //! chain: the grant only carries secrets, never decides who wrote what.
 
-
 use super::ConversationId;
 use super::epoch::EpochRecord;
 use super::identity::IdentityAssertion;

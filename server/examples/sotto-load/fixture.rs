@@ -61,9 +61,17 @@ pub async fn conversation(
     let mut rng = rng()?;
     let id = ConversationId::random(&mut rng);
     let records = visitors.iter().map(|v| v.device.record()).collect();
-    let (record, secret) =
-        EpochRecord::open(&mut rng, &visitors[0].device, team, id, 0, None, records, now())
-            .map_err(|e| format!("epoch record: {e:?}"))?;
+    let (record, secret) = EpochRecord::open(
+        &mut rng,
+        &visitors[0].device,
+        team,
+        id,
+        0,
+        None,
+        records,
+        now(),
+    )
+    .map_err(|e| format!("epoch record: {e:?}"))?;
     visitors[0]
         .post(
             "/v1/conversations",

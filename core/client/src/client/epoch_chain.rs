@@ -53,6 +53,8 @@ pub(crate) enum Held {
 enum Judged {
     Accepted(Box<EpochRecord>, Option<EpochWarning>),
     Pending(Box<EpochRecord>),
+    /// Names a chain head the relay does not serve this device (yet): read again next time.
+    Later,
     Refused {
         author: Option<DeviceId>,
         code: &'static str,
@@ -111,13 +113,26 @@ impl<S: Store, T: Transport> Client<S, T> {
         }
     }
 
-    /// The accepted record that follows `epoch` (and so states where it ended), if any.
+    /// The accepted record that follows `epoch` (and so states where it ended), if any. Every
+    /// number the relay served is either accepted or held, so the search stops at the first
+    /// number in neither.
     pub(crate) async fn closing_record(&self, epoch: &EpochRecord) -> Result<Option<EpochRecord>> {
         let hash = epoch.hash();
-        let later = self.epochs(&epoch.conversation).await?;
-        Ok(later
-            .into_iter()
-            .find(|r| r.epoch > epoch.epoch && r.previous == hash))
+        let mut number = epoch.epoch;
+        while let Some(next) = number.checked_add(1) {
+            number = next;
+            match self.epoch(&epoch.conversation, number).await? {
+                Some(r) if r.previous == hash => return Ok(Some(r)),
+                Some(_) => {}
+                None => {
+                    let held = records::epoch_held_id(&epoch.conversation, number)?;
+                    if self.inner.store.get(&held).await?.is_none() {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Fetches the records after the ones this device has seen, and accepts, holds or refuses
@@ -153,6 +168,12 @@ impl<S: Store, T: Transport> Client<S, T> {
                 .await?;
             let mut txn = Transaction::new();
             match judged {
+                Judged::Later => {
+                    self.inner
+                        .events
+                        .emit(Event::Warning(Warning::Rollback { team: record.team }));
+                    break;
+                }
                 Judged::Refused { author, code } => {
                     txn.put(
                         records::epoch_held_id(conversation, number)?,
@@ -193,7 +214,7 @@ impl<S: Store, T: Transport> Client<S, T> {
 
     /// Adds an accepted record to `txn` with the held records it confirms (the ones it follows),
     /// and refuses the held records it passes over.
-    fn accept_epoch(
+    pub(crate) fn accept_epoch(
         &self,
         conversation: &ConversationId,
         epoch: EpochRecord,
@@ -320,6 +341,11 @@ impl<S: Store, T: Transport> Client<S, T> {
                 Err(sotto_core::Error::Epoch(EpochError::ChainBehind)) if !synced => {
                     synced = true;
                     self.sync_team(&record.team).await?;
+                }
+                // The relay withholds the links the record names: nothing is decided, and
+                // the record is read again once they arrive.
+                Err(sotto_core::Error::Epoch(EpochError::ChainBehind)) => {
+                    return Ok(Judged::Later);
                 }
                 Err(e) => {
                     if e == sotto_core::Error::Epoch(EpochError::Fork) {

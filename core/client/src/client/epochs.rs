@@ -128,7 +128,10 @@ impl<S: Store, T: Transport> Client<S, T> {
         prefix.extend_from_slice(&epoch.epoch.to_be_bytes());
         let mut closes = Vec::new();
         for (_, entry) in store
-            .list(&records::ns(records::RECV_CHAIN)?, &Query::prefix(prefix.clone()))
+            .list(
+                &records::ns(records::RECV_CHAIN)?,
+                &Query::prefix(prefix.clone()),
+            )
             .await?
         {
             let chain = ReceiverChain::import(&entry.value)?;
@@ -160,10 +163,19 @@ impl<S: Store, T: Transport> Client<S, T> {
             .and_then(|(id, _)| id.key().get(20..24).map(<[u8; 4]>::try_from))
             .and_then(|c| c.ok())
             .map_or(0, |c| u32::from_be_bytes(c).saturating_add(1));
-        let next = sent.max(posted);
+        let me = self.inner.device.id();
+        // A restored device may also have received its own earlier messages as a peer's.
+        let received = closes
+            .iter()
+            .filter(|c| c.sender == me)
+            .map(|c| c.next)
+            .max()
+            .unwrap_or(0);
+        closes.retain(|c| c.sender != me);
+        let next = sent.max(posted).max(received);
         if next > 0 {
             closes.push(SenderClose {
-                sender: self.inner.device.id(),
+                sender: me,
                 instance: [0; 8],
                 next,
             });
@@ -271,11 +283,17 @@ impl<S: Store, T: Transport> Client<S, T> {
             match posted {
                 Ok(_) => {
                     let mut txn = Transaction::new();
-                    txn.put(
-                        records::epoch_id(conversation, next)?,
-                        &epoch.to_wire(),
-                        Expect::Absent,
-                    );
+                    // Its own record follows `latest`: the held records it passes over are
+                    // refused here as at every other participant.
+                    let mut accepted = self.epochs(conversation).await?;
+                    let mut held = self.held_epochs(conversation).await?;
+                    self.accept_epoch(
+                        conversation,
+                        epoch.clone(),
+                        &mut accepted,
+                        &mut held,
+                        &mut txn,
+                    )?;
                     if record.needs_epoch {
                         let cleared = ConvRecord {
                             needs_epoch: false,

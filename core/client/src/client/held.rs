@@ -3,8 +3,8 @@
 //! They are kept aside, never shown, and taken up again when a record decides; and the end of
 //! each closed epoch is checked against what arrived.
 
-use sotto_core::conversation::{ConversationId, ReceiverChain, Stream};
 use sotto_core::EpochError;
+use sotto_core::conversation::{ConversationId, ReceiverChain, Stream};
 
 use super::Client;
 use super::api::b64;
@@ -15,6 +15,9 @@ use super::records::{self, ConvRecord};
 use crate::store::{Expect, Query, Store, Transaction};
 use crate::transport::Transport;
 use crate::{Error, Result};
+
+/// How far beyond the records it served a message's epoch may be to wait for its record.
+const MAX_EPOCHS_AHEAD: u32 = 16;
 
 impl<S: Store, T: Transport> Client<S, T> {
     /// Keeps a message aside until the record that decides it arrives.
@@ -38,8 +41,9 @@ impl<S: Store, T: Transport> Client<S, T> {
         Ok(())
     }
 
-    /// A message in an epoch this device has not accepted: held if the record waits for a
-    /// follower, refused if the record was refused, unreadable if the relay never served it.
+    /// A message in an epoch this device has not accepted: refused if the record was refused,
+    /// otherwise held until the record is decided (it waits for a follower, names links the
+    /// relay withholds, or was not served yet).
     pub(crate) async fn hold_or_refuse(
         &self,
         conversation: &ConversationId,
@@ -49,8 +53,13 @@ impl<S: Store, T: Transport> Client<S, T> {
         at: u64,
     ) -> Result<Received> {
         let held = self.held_epochs(conversation).await?;
+        let next = self.next_epoch_number(conversation).await?;
         match held.iter().find(|(n, _)| *n == epoch).map(|(_, h)| h) {
-            Some(Held::Pending(_)) => {
+            // A number far beyond what the relay served is no epoch that will come.
+            None if epoch.saturating_sub(next) > MAX_EPOCHS_AHEAD => {
+                Err(Error::Core(EpochError::NoKey.into()))
+            }
+            Some(Held::Pending(_)) | None => {
                 if let Some(cursor) = cursor {
                     self.hold_message(conversation, epoch, cursor, at, wire)
                         .await?;
@@ -58,7 +67,6 @@ impl<S: Store, T: Transport> Client<S, T> {
                 Ok(Received::Skipped)
             }
             Some(Held::Refused) => Err(Error::Core(EpochError::Refused.into())),
-            None => Err(Error::Core(EpochError::NoKey.into())),
         }
     }
 
@@ -84,7 +92,10 @@ impl<S: Store, T: Transport> Client<S, T> {
                 .map(u32::from_be_bytes)
                 .ok_or(Error::Corrupt("malformed held message key"))?;
             let cursor = records::decode_cursor(key.get(20..28).unwrap_or_default())?;
-            let (at, wire) = entry.value.split_at_checked(8).ok_or(Error::Corrupt("malformed held message"))?;
+            let (at, wire) = entry
+                .value
+                .split_at_checked(8)
+                .ok_or(Error::Corrupt("malformed held message"))?;
             let at = records::decode_cursor(at)?;
             let Some(accepted) = self.epoch(conversation, epoch).await? else {
                 let refused = self
@@ -98,11 +109,13 @@ impl<S: Store, T: Transport> Client<S, T> {
                 let mut txn = Transaction::new();
                 txn.delete(id.clone(), Expect::Any);
                 self.inner.store.commit(txn).await?;
-                self.inner.events.emit(Event::Warning(Warning::Undecryptable {
-                    conversation: *conversation,
-                    cursor,
-                    code: sotto_core::Error::from(EpochError::Refused).code(),
-                }));
+                self.inner
+                    .events
+                    .emit(Event::Warning(Warning::Undecryptable {
+                        conversation: *conversation,
+                        cursor,
+                        code: sotto_core::Error::from(EpochError::Refused).code(),
+                    }));
                 continue;
             };
             if self.closing_record(&accepted).await?.is_none() {
@@ -125,7 +138,8 @@ impl<S: Store, T: Transport> Client<S, T> {
                 message: b64(wire),
                 received_at: at,
             };
-            self.receive_envelope(conversation, record, &envelope).await?;
+            self.receive_envelope(conversation, record, &envelope)
+                .await?;
         }
         Ok(())
     }

@@ -22,10 +22,10 @@ mod bodies;
 pub mod conversation;
 mod epoch_chain;
 mod epochs;
-mod held;
 pub mod events;
 #[cfg(fuzzing)]
 pub mod fuzzing;
+mod held;
 pub mod log;
 mod push;
 pub mod queue;

@@ -4,15 +4,14 @@
 //! HTTP, or a retried post) is stored once; own messages are matched with the outbox.
 
 use serde::Deserialize;
+use sotto_core::MessageError;
 use sotto_core::conversation::identity::IdentityAssertion;
 use sotto_core::conversation::{
-    Admission, ConversationId, MessageKind, ParsedMessage, ReceiverChain, admit_message,
-    sender_key,
+    Admission, ConversationId, MessageKind, ParsedMessage, ReceiverChain, admit_message, sender_key,
 };
 use sotto_core::device::DeviceId;
 use sotto_core::team::TeamId;
 use sotto_core::wire::WireObject;
-use sotto_core::MessageError;
 use zeroize::Zeroizing;
 
 use super::Client;
@@ -379,7 +378,10 @@ impl<S: Store, T: Transport> Client<S, T> {
         let verified = parsed.verify(&key)?;
         if let Some(cursor) = cursor {
             let former = state.device(&header.sender).is_none()
-                && !epoch.visitor_devices.iter().any(|d| d.id() == header.sender);
+                && !epoch
+                    .visitor_devices
+                    .iter()
+                    .any(|d| d.id() == header.sender);
             let closing = self.closing_record(&epoch).await?;
             match admit_message(
                 closing.as_ref(),

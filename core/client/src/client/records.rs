@@ -21,8 +21,18 @@ const FORMAT: u8 = 1;
 
 /// The namespaces of the client's records; a backup holds all of them.
 pub(crate) const NAMESPACES: [&str; 12] = [
-    ACCOUNT, TEAM, LINK, CONV, EPOCH, EPOCH_HELD, SEND_CHAIN, RECV_CHAIN, MESSAGE, HELD_MESSAGE,
-    OUTBOX, MINE,
+    ACCOUNT,
+    TEAM,
+    LINK,
+    CONV,
+    EPOCH,
+    EPOCH_HELD,
+    SEND_CHAIN,
+    RECV_CHAIN,
+    MESSAGE,
+    HELD_MESSAGE,
+    OUTBOX,
+    MINE,
 ];
 pub(crate) const ACCOUNT: &str = "account";
 pub(crate) const TEAM: &str = "team";
