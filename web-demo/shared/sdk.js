@@ -80,6 +80,8 @@ export function warningText(w) {
       return 'A participant’s identity could not be verified.';
     case 'sendFailed':
       return 'A message could not be sent; it will be retried.';
+    case 'epochRefused':
+      return 'The server delivered part of this conversation that does not check out (possibly from someone no longer on the team). It is not shown.';
     default:
       return 'Something unexpected happened with this conversation.';
   }

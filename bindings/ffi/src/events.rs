@@ -205,6 +205,18 @@ pub enum SecurityWarning {
         /// The error code.
         code: String,
     },
+    /// An epoch record the relay served was refused (a failed check, no accepted predecessor,
+    /// or written by a member removed since and never followed); nothing in it is shown.
+    EpochRefused {
+        /// The conversation.
+        conversation_id: String,
+        /// The epoch number.
+        epoch: u32,
+        /// Its author's device id (hex), when the record decoded.
+        author: Option<String>,
+        /// Which check failed.
+        code: String,
+    },
 }
 
 fn h(bytes: &[u8]) -> String {
@@ -285,6 +297,17 @@ impl SecurityWarning {
             },
             Warning::SendFailed { conversation, code } => SecurityWarning::SendFailed {
                 conversation_id: h(&conversation.0),
+                code: code.to_owned(),
+            },
+            Warning::EpochRefused {
+                conversation,
+                epoch,
+                author,
+                code,
+            } => SecurityWarning::EpochRefused {
+                conversation_id: h(&conversation.0),
+                epoch,
+                author: author.map(|a| h(&a.0)),
                 code: code.to_owned(),
             },
             _ => return None,

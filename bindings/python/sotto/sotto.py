@@ -3535,6 +3535,61 @@ class SecurityWarning:
                 return False
             return True
 
+    @dataclass
+    class EPOCH_REFUSED:
+        """
+        An epoch record the relay served was refused (a failed check, no accepted predecessor,
+        or written by a member removed since and never followed); nothing in it is shown.
+"""
+        
+        def __init__(self, conversation_id:str, epoch:int, author:typing.Optional[str], code:str):
+            self.conversation_id = conversation_id
+            
+            """
+        The conversation.
+"""
+        
+            self.epoch = epoch
+            
+            """
+        The epoch number.
+"""
+        
+            self.author = author
+            
+            """
+        Its author's device id (hex), when the record decoded.
+"""
+        
+            self.code = code
+            
+            """
+        Which check failed.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "SecurityWarning.EPOCH_REFUSED(conversation_id={}, epoch={}, author={}, code={})".format(self.conversation_id, self.epoch, self.author, self.code)
+        def __eq__(self, other):
+            if not isinstance(other, SecurityWarning):
+                return NotImplemented
+            if not other.is_EPOCH_REFUSED():
+                return False
+            if self.conversation_id != other.conversation_id:
+                return False
+            if self.epoch != other.epoch:
+                return False
+            if self.author != other.author:
+                return False
+            if self.code != other.code:
+                return False
+            return True
+
     
 
     # For each variant, we have `is_NAME` and `is_name` methods for easily checking
@@ -3567,6 +3622,10 @@ class SecurityWarning:
         return isinstance(self, SecurityWarning.SEND_FAILED)
     def is_send_failed(self) -> bool:
         return isinstance(self, SecurityWarning.SEND_FAILED)
+    def is_EPOCH_REFUSED(self) -> bool:
+        return isinstance(self, SecurityWarning.EPOCH_REFUSED)
+    def is_epoch_refused(self) -> bool:
+        return isinstance(self, SecurityWarning.EPOCH_REFUSED)
     
 
 # Now, a little trick - we make each nested variant class be a subclass of the main
@@ -3579,6 +3638,7 @@ SecurityWarning.GAP = type("SecurityWarning.GAP", (SecurityWarning.GAP, Security
 SecurityWarning.UNVERIFIED_IDENTITY = type("SecurityWarning.UNVERIFIED_IDENTITY", (SecurityWarning.UNVERIFIED_IDENTITY, SecurityWarning,), {})  # type: ignore
 SecurityWarning.UNDECRYPTABLE = type("SecurityWarning.UNDECRYPTABLE", (SecurityWarning.UNDECRYPTABLE, SecurityWarning,), {})  # type: ignore
 SecurityWarning.SEND_FAILED = type("SecurityWarning.SEND_FAILED", (SecurityWarning.SEND_FAILED, SecurityWarning,), {})  # type: ignore
+SecurityWarning.EPOCH_REFUSED = type("SecurityWarning.EPOCH_REFUSED", (SecurityWarning.EPOCH_REFUSED, SecurityWarning,), {})  # type: ignore
 
 
 
@@ -3623,6 +3683,13 @@ class _UniffiFfiConverterTypeSecurityWarning(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterString.read(buf),
             )
+        if variant == 8:
+            return SecurityWarning.EPOCH_REFUSED(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterUInt32.read(buf),
+                _UniffiFfiConverterOptionalString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
         raise InternalError("Raw enum value doesn't match any cases")
 
     @staticmethod
@@ -3654,6 +3721,12 @@ class _UniffiFfiConverterTypeSecurityWarning(_UniffiConverterRustBuffer):
             return
         if value.is_SEND_FAILED():
             _UniffiFfiConverterString.check_lower(value.conversation_id)
+            _UniffiFfiConverterString.check_lower(value.code)
+            return
+        if value.is_EPOCH_REFUSED():
+            _UniffiFfiConverterString.check_lower(value.conversation_id)
+            _UniffiFfiConverterUInt32.check_lower(value.epoch)
+            _UniffiFfiConverterOptionalString.check_lower(value.author)
             _UniffiFfiConverterString.check_lower(value.code)
             return
         raise ValueError(value)
@@ -3688,6 +3761,12 @@ class _UniffiFfiConverterTypeSecurityWarning(_UniffiConverterRustBuffer):
         if value.is_SEND_FAILED():
             buf.write_i32(7)
             _UniffiFfiConverterString.write(value.conversation_id, buf)
+            _UniffiFfiConverterString.write(value.code, buf)
+        if value.is_EPOCH_REFUSED():
+            buf.write_i32(8)
+            _UniffiFfiConverterString.write(value.conversation_id, buf)
+            _UniffiFfiConverterUInt32.write(value.epoch, buf)
+            _UniffiFfiConverterOptionalString.write(value.author, buf)
             _UniffiFfiConverterString.write(value.code, buf)
 
 

@@ -140,6 +140,18 @@ fn warning(w: &Warning) -> JsValue {
             ("conversation", id(&conversation.0)),
             ("code", (*code).into()),
         ]),
+        Warning::EpochRefused {
+            conversation,
+            epoch,
+            author,
+            code,
+        } => object(&[
+            ("kind", "epochRefused".into()),
+            ("conversation", id(&conversation.0)),
+            ("epoch", (*epoch).into()),
+            ("author", author.map_or(JsValue::NULL, |a| id(&a.0))),
+            ("code", (*code).into()),
+        ]),
         _ => object(&[("kind", "other".into())]),
     }
 }

@@ -3775,6 +3775,24 @@ public enum SecurityWarning: Equatable, Hashable {
          * The error code.
          */code: String
     )
+    /**
+     * An epoch record the relay served was refused (a failed check, no accepted predecessor,
+     * or written by a member removed since and never followed); nothing in it is shown.
+     */
+    case epochRefused(
+        /**
+         * The conversation.
+         */conversationId: String, 
+        /**
+         * The epoch number.
+         */epoch: UInt32, 
+        /**
+         * Its author's device id (hex), when the record decoded.
+         */author: String?, 
+        /**
+         * Which check failed.
+         */code: String
+    )
 
 
 
@@ -3815,6 +3833,9 @@ public struct FfiConverterTypeSecurityWarning: FfiConverterRustBuffer {
         )
         
         case 7: return .sendFailed(conversationId: try FfiConverterString.read(from: &buf), code: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 8: return .epochRefused(conversationId: try FfiConverterString.read(from: &buf), epoch: try FfiConverterUInt32.read(from: &buf), author: try FfiConverterOptionString.read(from: &buf), code: try FfiConverterString.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -3865,6 +3886,14 @@ public struct FfiConverterTypeSecurityWarning: FfiConverterRustBuffer {
         case let .sendFailed(conversationId,code):
             writeInt(&buf, Int32(7))
             FfiConverterString.write(conversationId, into: &buf)
+            FfiConverterString.write(code, into: &buf)
+            
+        
+        case let .epochRefused(conversationId,epoch,author,code):
+            writeInt(&buf, Int32(8))
+            FfiConverterString.write(conversationId, into: &buf)
+            FfiConverterUInt32.write(epoch, into: &buf)
+            FfiConverterOptionString.write(author, into: &buf)
             FfiConverterString.write(code, into: &buf)
             
         }

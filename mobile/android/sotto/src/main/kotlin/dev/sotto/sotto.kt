@@ -5897,6 +5897,34 @@ sealed class SecurityWarning {
         companion object
     }
     
+    /**
+     * An epoch record the relay served was refused (a failed check, no accepted predecessor,
+     * or written by a member removed since and never followed); nothing in it is shown.
+     */
+    data class EpochRefused(
+        /**
+         * The conversation.
+         */
+        val `conversationId`: kotlin.String, 
+        /**
+         * The epoch number.
+         */
+        val `epoch`: kotlin.UInt, 
+        /**
+         * Its author's device id (hex), when the record decoded.
+         */
+        val `author`: kotlin.String?, 
+        /**
+         * Which check failed.
+         */
+        val `code`: kotlin.String) : SecurityWarning()
+        
+    {
+        
+
+        companion object
+    }
+    
 
     
 
@@ -5940,6 +5968,12 @@ public object FfiConverterTypeSecurityWarning : FfiConverterRustBuffer<SecurityW
                 )
             7 -> SecurityWarning.SendFailed(
                 FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            8 -> SecurityWarning.EpochRefused(
+                FfiConverterString.read(buf),
+                FfiConverterUInt.read(buf),
+                FfiConverterOptionalString.read(buf),
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
@@ -6004,6 +6038,16 @@ public object FfiConverterTypeSecurityWarning : FfiConverterRustBuffer<SecurityW
                 + FfiConverterString.allocationSize(value.`code`)
             )
         }
+        is SecurityWarning.EpochRefused -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`conversationId`)
+                + FfiConverterUInt.allocationSize(value.`epoch`)
+                + FfiConverterOptionalString.allocationSize(value.`author`)
+                + FfiConverterString.allocationSize(value.`code`)
+            )
+        }
     }
 
     override fun write(value: SecurityWarning, buf: ByteBuffer) {
@@ -6048,6 +6092,14 @@ public object FfiConverterTypeSecurityWarning : FfiConverterRustBuffer<SecurityW
             is SecurityWarning.SendFailed -> {
                 buf.putInt(7)
                 FfiConverterString.write(value.`conversationId`, buf)
+                FfiConverterString.write(value.`code`, buf)
+                Unit
+            }
+            is SecurityWarning.EpochRefused -> {
+                buf.putInt(8)
+                FfiConverterString.write(value.`conversationId`, buf)
+                FfiConverterUInt.write(value.`epoch`, buf)
+                FfiConverterOptionalString.write(value.`author`, buf)
                 FfiConverterString.write(value.`code`, buf)
                 Unit
             }
