@@ -5,14 +5,15 @@ mod common;
 
 use common::team::{T0, Team as World};
 use sotto_core::conversation::epoch::{
-    Admission, EpochAuthor, EpochRecord, MAX_CLOSES, SenderClose, admit_message,
+    Admission, EpochAuthor, EpochRecord, MAX_CLOSES, MAX_VISITOR_DEVICES, SenderClose,
+    admit_message, epoch_expired, sender_key,
 };
-use sotto_core::conversation::ConversationId;
+use sotto_core::conversation::{ConversationId, MessageKind};
 use sotto_core::device::{Device, DeviceId, DeviceKind};
 use sotto_core::team::attestation::MAX_CLOCK_SKEW_SECS;
 use sotto_core::team::{Change, Policy, Role, TeamState};
 use sotto_core::wire::WireObject;
-use sotto_core::{DecodeError, EpochError, Error};
+use sotto_core::{DecodeError, EpochError, Error, MessageError};
 
 const CHECKED_AT: u64 = T0 + 3600;
 
@@ -65,7 +66,15 @@ fn a_record_follows_only_the_record_it_names_at_a_later_epoch_and_head() {
     let early = w.verified();
     let c = ConversationId::random(&mut w.rng);
     let first = open(&mut w, &v, &early, c, 0, None, &[&v]);
-    let second = open(&mut w, &v, &early, c, 1, Some((&first, Some(Vec::new()))), &[&v]);
+    let second = open(
+        &mut w,
+        &v,
+        &early,
+        c,
+        1,
+        Some((&first, Some(Vec::new()))),
+        &[&v],
+    );
     second.follows(&first).unwrap();
     assert_eq!(second.previous, first.hash());
 
@@ -180,8 +189,21 @@ fn closes_are_sorted_without_repeats_and_bounded() {
     let first = open(&mut w, &v, &team, c, 0, None, &[&v]);
     let (a, b) = (DeviceId([1; 32]), DeviceId([2; 32]));
     // Opening sorts the closes and keeps one per chain.
-    let unsorted = vec![close(b, 0, 3), close(a, 1, 2), close(a, 0, 1), close(a, 0, 7)];
-    let second = open(&mut w, &v, &team, c, 1, Some((&first, Some(unsorted))), &[&v]);
+    let unsorted = vec![
+        close(b, 0, 3),
+        close(a, 1, 2),
+        close(a, 0, 1),
+        close(a, 0, 7),
+    ];
+    let second = open(
+        &mut w,
+        &v,
+        &team,
+        c,
+        1,
+        Some((&first, Some(unsorted))),
+        &[&v],
+    );
     assert_eq!(
         second.closes,
         Some(vec![close(a, 0, 1), close(a, 1, 2), close(b, 0, 3)])
@@ -245,7 +267,15 @@ fn the_author_is_a_visitor_a_member_or_a_member_removed_since() {
     let c = ConversationId::random(&mut w.rng);
     let first = open(&mut w, &v, &before, c, 0, None, &[&v]);
     let known = Some(first.visitor_devices.as_slice());
-    let by_agent = open(&mut w, &agent.device, &before, c, 1, Some((&first, None)), &[&v]);
+    let by_agent = open(
+        &mut w,
+        &agent.device,
+        &before,
+        c,
+        1,
+        Some((&first, None)),
+        &[&v],
+    );
     assert_eq!(
         first.verify(&w.state, None, CHECKED_AT).unwrap().author,
         EpochAuthor::Visitor
@@ -255,7 +285,15 @@ fn the_author_is_a_visitor_a_member_or_a_member_removed_since() {
         EpochAuthor::Member
     );
     // A role that reads no conversation opens no epoch, now or once removed.
-    let by_billing = open(&mut w, &billing.device, &before, c, 1, Some((&first, None)), &[&v]);
+    let by_billing = open(
+        &mut w,
+        &billing.device,
+        &before,
+        c,
+        1,
+        Some((&first, None)),
+        &[&v],
+    );
     assert_eq!(
         by_billing.verify(&w.state, known, CHECKED_AT).unwrap_err(),
         Error::Epoch(EpochError::UnknownAuthor)
@@ -278,7 +316,15 @@ fn the_author_is_a_visitor_a_member_or_a_member_removed_since() {
     );
     // Naming the head of its removal or later, it is nobody.
     let after = w.verified();
-    let late = open(&mut w, &agent.device, &after, c, 1, Some((&first, None)), &[&v]);
+    let late = open(
+        &mut w,
+        &agent.device,
+        &after,
+        c,
+        1,
+        Some((&first, None)),
+        &[&v],
+    );
     assert_eq!(
         late.verify(&w.state, known, CHECKED_AT).unwrap_err(),
         Error::Epoch(EpochError::UnknownAuthor)
@@ -331,4 +377,193 @@ fn a_message_counts_where_the_close_of_its_epoch_says() {
         admit_message(Some(&closed), &a, &[1; 8], 0, false),
         Admission::AfterClose
     );
+}
+
+#[test]
+fn opening_bounds_the_visitor_devices_the_epoch_number_and_the_closes() {
+    let mut w = World::new(47, Policy::default());
+    let team = w.verified();
+    let c = ConversationId::random(&mut w.rng);
+    let visitors: Vec<Device> = (0..=MAX_VISITOR_DEVICES).map(|_| visitor(&mut w)).collect();
+    let v = &visitors[0];
+    let opened = |w: &mut World, count: usize| {
+        EpochRecord::open(
+            &mut w.rng,
+            v,
+            &team,
+            c,
+            0,
+            None,
+            visitors.iter().take(count).map(|d| d.record()).collect(),
+            T0,
+        )
+        .map(|_| ())
+    };
+    for count in [0, MAX_VISITOR_DEVICES + 1] {
+        assert_eq!(
+            opened(&mut w, count).unwrap_err(),
+            Error::Epoch(EpochError::VisitorSet)
+        );
+    }
+    opened(&mut w, MAX_VISITOR_DEVICES).unwrap();
+
+    let first = open(&mut w, v, &team, c, 0, None, &[v]);
+    let second = open(&mut w, v, &team, c, 1, Some((&first, None)), &[v]);
+    // The same number as the predecessor's is no later epoch; a number further on is fine
+    // (records the relay served in between were refused).
+    assert_eq!(
+        EpochRecord::open(
+            &mut w.rng,
+            v,
+            &team,
+            c,
+            1,
+            Some((&second, None)),
+            vec![v.record()],
+            T0
+        )
+        .unwrap_err(),
+        Error::Epoch(EpochError::Predecessor)
+    );
+    let far = open(&mut w, v, &team, c, 9, Some((&second, None)), &[v]);
+    far.follows(&second).unwrap();
+
+    // Exactly the most closes a record holds: opened, verified, and read back.
+    let most: Vec<SenderClose> = (0..MAX_CLOSES as u32)
+        .map(|i| {
+            let mut id = [0; 32];
+            id[..4].copy_from_slice(&i.to_be_bytes());
+            close(DeviceId(id), 0, i)
+        })
+        .collect();
+    let full = open(
+        &mut w,
+        v,
+        &team,
+        c,
+        1,
+        Some((&first, Some(most.clone()))),
+        &[v],
+    );
+    let read = EpochRecord::from_wire(&full.to_wire()).unwrap();
+    assert_eq!(read.closes.as_deref(), Some(most.as_slice()));
+    read.verify(&w.state, Some(&first.visitor_devices), CHECKED_AT)
+        .unwrap();
+    // One more, built in memory past the decoder, is refused by verification.
+    let mut over = full.clone();
+    over.closes
+        .as_mut()
+        .unwrap()
+        .push(close(DeviceId([0xff; 32]), 0, 1));
+    assert_eq!(
+        over.verify(&w.state, Some(&first.visitor_devices), CHECKED_AT)
+            .unwrap_err(),
+        Error::Epoch(EpochError::Predecessor)
+    );
+}
+
+#[test]
+fn served_records_with_a_wrong_generation_or_visitor_set_are_refused_before_their_signature() {
+    let mut w = World::new(48, Policy::default());
+    let agent = w.add(Role::Agent);
+    let v = visitor(&mut w);
+    let other = visitor(&mut w);
+    w.owner_does(Change::RotateKey);
+    let team = w.verified();
+    let c = ConversationId::random(&mut w.rng);
+    let first = open(&mut w, &v, &team, c, 0, None, &[&v]);
+    let state = w.state.clone();
+    let check = |r: &EpochRecord| r.verify(&state, None, CHECKED_AT).unwrap_err();
+    assert_eq!(
+        check(&altered(&first, |r| r.generation += 1)),
+        Error::Epoch(EpochError::ChainBehind)
+    );
+    assert_eq!(
+        check(&altered(&first, |r| r.generation -= 1)),
+        Error::Epoch(EpochError::StaleGeneration)
+    );
+    let bad_sets = [
+        altered(&first, |r| {
+            r.visitor_devices.clear();
+            r.visitor_sealed.clear();
+        }),
+        altered(&first, |r| r.visitor_sealed.clear()),
+        altered(&first, |r| {
+            r.visitor_devices.push(other.record());
+        }),
+        altered(&first, |r| {
+            r.visitor_devices.push(agent.device.record());
+            r.visitor_sealed.push(r.visitor_sealed[0].clone());
+        }),
+        altered(&first, |r| {
+            r.visitor_devices.push(v.record());
+            r.visitor_sealed.push(r.visitor_sealed[0].clone());
+        }),
+    ];
+    for bad in &bad_sets {
+        assert_eq!(check(bad), Error::Epoch(EpochError::VisitorSet));
+    }
+    // The first record is the visitor's own: a member does not open a conversation.
+    let by_agent = open(&mut w, &agent.device, &team, c, 0, None, &[&v]);
+    assert_eq!(check(&by_agent), Error::Epoch(EpochError::VisitorSet));
+}
+
+#[test]
+fn the_link_that_removes_a_member_is_already_after_it() {
+    let mut w = World::new(49, Policy::default());
+    let agent = w.add(Role::Agent);
+    let v = visitor(&mut w);
+    let c = ConversationId::random(&mut w.rng);
+    let before = w.verified();
+    let first = open(&mut w, &v, &before, c, 0, None, &[&v]);
+    w.owner_does(Change::RemoveMember {
+        member: agent.member,
+    });
+    // Named head: the removal link itself. The agent was gone there: nobody, as author or sender.
+    let at_removal = w.verified();
+    let record = open(
+        &mut w,
+        &agent.device,
+        &at_removal,
+        c,
+        1,
+        Some((&first, None)),
+        &[&v],
+    );
+    assert_eq!(
+        record
+            .verify(&w.state, Some(&first.visitor_devices), CHECKED_AT)
+            .unwrap_err(),
+        Error::Epoch(EpochError::UnknownAuthor)
+    );
+    let by_visitor = open(&mut w, &v, &at_removal, c, 1, Some((&first, None)), &[&v]);
+    assert_eq!(
+        sender_key(&w.state, &by_visitor, &agent.device.id(), MessageKind::Text).unwrap_err(),
+        Error::Message(MessageError::UnknownSender)
+    );
+}
+
+#[test]
+fn an_epoch_gives_way_at_its_message_or_age_limit() {
+    let policy = Policy {
+        epoch_max_messages: 10,
+        epoch_max_age_secs: 100,
+        ..Policy::default()
+    };
+    let cases = [
+        (9, T0 + 99, false),
+        (10, T0, true),
+        (11, T0, true),
+        (0, T0 + 100, true),
+        (0, T0 + 101, true),
+        // A clock behind the epoch's start is no age.
+        (0, T0 - 50, false),
+    ];
+    for (messages, now, expired) in cases {
+        assert_eq!(
+            epoch_expired(&policy, T0, messages, now),
+            expired,
+            "{messages} messages at {now}"
+        );
+    }
 }
