@@ -211,3 +211,71 @@ async fn honest_use_with_a_freshness_witness_raises_no_security_warning() {
     }
     witness.stop();
 }
+
+/// Epochs that follow and close each other honestly raise nothing: an agent opens an epoch and
+/// replies, the visitor reads it, the agent leaves the company; a member who had not synced reads
+/// the agent's words once the visitor's next epoch follows them; an agent's last reply that the
+/// visitor read before the removal stays; a second rotation and epoch change later, and a
+/// restarted client, nobody has a warning.
+#[tokio::test]
+async fn honest_epoch_changes_and_a_removal_raise_no_security_warning() {
+    let relay = TestRelay::start().await;
+    let (owner, _, _) = relay.register(DeviceKind::Member, true).await;
+    let mut streams = vec![("owner", owner.events())];
+    let team = owner.create_team(Policy::default()).await.unwrap();
+    let (agent, _, _) = relay.register(DeviceKind::Member, false).await;
+    streams.push(("agent", agent.events()));
+    let agent_member = owner
+        .invite_member(&team.team, &agent.device_id(), Role::Agent)
+        .await
+        .unwrap();
+    agent.join_team(team).await.unwrap();
+    let (colleague, colleague_store, _) = relay.register(DeviceKind::Member, false).await;
+    owner
+        .invite_member(&team.team, &colleague.device_id(), Role::Agent)
+        .await
+        .unwrap();
+    colleague.join_team(team).await.unwrap();
+    let (visitor, _, _) = relay.register(DeviceKind::Visitor, false).await;
+    streams.push(("visitor", visitor.events()));
+    let conversation = visitor.open_conversation(team).await.unwrap();
+    visitor.send_text(&conversation, "hello").await.unwrap();
+    agent.sync().await.unwrap();
+
+    // A rotation: the agent's reply opens epoch 1, closing epoch 0.
+    owner.rotate_team_key(&team.team).await.unwrap();
+    agent.sync().await.unwrap();
+    let reply = agent.send_text(&conversation, "on it").await.unwrap();
+    assert_eq!(reply.epoch, 1);
+    visitor.sync().await.unwrap();
+    owner
+        .remove_member(&team.team, &agent_member)
+        .await
+        .unwrap();
+
+    // The visitor writes on in a new epoch following the removed agent's; the colleague, who
+    // synced nothing so far, reads everything.
+    let next = visitor.send_text(&conversation, "thanks").await.unwrap();
+    assert_eq!(next.epoch, 2);
+    colleague.sync().await.unwrap();
+    let colleague = relay
+        .reopen_with_key(&colleague_store, colleague.device_id())
+        .await;
+    streams.push(("colleague", colleague.events()));
+    colleague.sync().await.unwrap();
+    colleague
+        .send_text(&conversation, "anything else?")
+        .await
+        .unwrap();
+    owner.sync().await.unwrap();
+    visitor.sync().await.unwrap();
+    for client in [&owner, &colleague, &visitor] {
+        assert_eq!(
+            history_texts(client, &conversation).await,
+            ["hello", "on it", "thanks", "anything else?"]
+        );
+    }
+    for (name, events) in &mut streams {
+        assert_eq!(warnings(events), [], "{name}");
+    }
+}
