@@ -55,8 +55,10 @@ pub enum ObjectType {
     ChainLink = 5,
     /// A signed team chain head attestation.
     HeadAttestation = 6,
-    /// A conversation epoch record.
-    EpochRecord = 7,
+    /// A conversation epoch record. Type 7 was the first layout, without the predecessor and
+    /// the close; it is no longer read, so a stored or served one fails as
+    /// `decode_unexpected_object` rather than misparsing.
+    EpochRecord = 14,
     /// A conversation message.
     Message = 8,
     /// A visitor identity assertion.
