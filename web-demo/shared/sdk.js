@@ -80,6 +80,8 @@ export function warningText(w) {
       return 'A participant’s identity could not be verified.';
     case 'sendFailed':
       return 'A message could not be sent; it will be retried.';
+    case 'unverifiedDeletion':
+      return 'The server says this conversation was deleted, but nobody allowed to delete it signed that. Its history is kept.';
     default:
       return 'Something unexpected happened with this conversation.';
   }

@@ -140,6 +140,11 @@ fn warning(w: &Warning) -> JsValue {
             ("conversation", id(&conversation.0)),
             ("code", (*code).into()),
         ]),
+        Warning::UnverifiedDeletion { conversation, code } => object(&[
+            ("kind", "unverifiedDeletion".into()),
+            ("conversation", id(&conversation.0)),
+            ("code", (*code).into()),
+        ]),
         _ => object(&[("kind", "other".into())]),
     }
 }

@@ -62,6 +62,7 @@ export type SottoWarning =
   | { kind: "unverifiedIdentity"; conversation: string; device: string }
   | { kind: "undecryptable"; conversation: string; cursor: number; code: string }
   | { kind: "sendFailed"; conversation: string; code: string }
+  | { kind: "unverifiedDeletion"; conversation: string; code: string }
   | { kind: "other" };
 
 /** What `SottoClient.nextEvent` delivers. */

@@ -20,6 +20,7 @@ mod api;
 mod backup;
 mod bodies;
 pub mod conversation;
+mod deletion;
 mod epochs;
 pub mod events;
 #[cfg(fuzzing)]
