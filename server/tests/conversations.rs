@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::StreamExt;
+use reqwest::Method;
 use serde_json::{Value, json};
 use sotto_core::conversation::epoch::EpochRecord;
 use sotto_core::conversation::{MessageKind, ParsedMessage, ReceiverChain};
-use reqwest::Method;
 use sotto_core::device::{Device, DeviceKind};
 use sotto_core::team::{Change, Role};
 use sotto_core::wire::WireObject;
@@ -503,7 +503,10 @@ async fn deleting_a_conversation_removes_its_rows() {
     // A tombstone keeps the signed deletion: reads answer 410, and the conversation's readers
     // (not another visitor) fetch the deletion to verify it.
     for path in ["", "/epochs", "/envelopes"] {
-        let r = w.agent.get(&format!("/v1/conversations/{conv}{path}")).await;
+        let r = w
+            .agent
+            .get(&format!("/v1/conversations/{conv}{path}"))
+            .await;
         assert_eq!((r.status.as_u16(), r.code()), (410, "conversation_deleted"));
     }
     assert_eq!(relay.count("conversation_deletions", "").await, 1);
@@ -582,12 +585,20 @@ async fn a_deletion_must_be_the_callers_for_this_conversation() {
     assert_eq!(r.status.as_u16(), 403);
     let r = w
         .visitor
-        .call(Method::DELETE, &path, Some(sign(&w.visitor.device, [7; 16])))
+        .call(
+            Method::DELETE,
+            &path,
+            Some(sign(&w.visitor.device, [7; 16])),
+        )
         .await;
     assert_eq!((r.status.as_u16(), r.code()), (400, "verification_failed"));
     let r = w
         .visitor
-        .call(Method::DELETE, &path, Some(json!({"deletion": b64(b"junk")})))
+        .call(
+            Method::DELETE,
+            &path,
+            Some(json!({"deletion": b64(b"junk")})),
+        )
         .await;
     assert_eq!((r.status.as_u16(), r.code()), (400, "invalid_wire"));
     assert_eq!(w.visitor.delete(&path).await.status.as_u16(), 400);

@@ -54,7 +54,8 @@ impl ConversationDeletion {
             created_at: now,
             signature: Signature::from_bytes([0; 64]),
         };
-        deletion.signature = author.sign(SignatureContext::ConversationDeletion, &deletion.signed());
+        deletion.signature =
+            author.sign(SignatureContext::ConversationDeletion, &deletion.signed());
         deletion
     }
 
@@ -224,10 +225,7 @@ mod tests {
     #[test]
     fn the_visitor_and_managers_delete_and_nobody_else() {
         let mut f = Fixture::new();
-        assert_eq!(
-            f.verify(&f.by(&f.visitor)),
-            Ok(DeletionAuthority::Visitor)
-        );
+        assert_eq!(f.verify(&f.by(&f.visitor)), Ok(DeletionAuthority::Visitor));
         assert_eq!(
             f.verify(&f.by(&f.owner)),
             Ok(DeletionAuthority::Member(Role::Owner))
@@ -318,9 +316,8 @@ mod tests {
                     if let Some(b) = t.get_mut(i) {
                         *b ^= bit;
                     }
-                    let ok = ConversationDeletion::from_wire(&t).and_then(|d| {
-                        d.verify(&f.state, &f.conversation, &[f.visitor.record()])
-                    });
+                    let ok = ConversationDeletion::from_wire(&t)
+                        .and_then(|d| d.verify(&f.state, &f.conversation, &[f.visitor.record()]));
                     assert!(ok.is_err(), "byte {i} bit {bit:#x}");
                 }
             }

@@ -151,7 +151,11 @@ struct Tombstone {
     deletion: Vec<u8>,
 }
 
-async fn tombstone(state: &AppState, tenant_id: i64, id: &[u8; 16]) -> ApiResult<Option<Tombstone>> {
+async fn tombstone(
+    state: &AppState,
+    tenant_id: i64,
+    id: &[u8; 16],
+) -> ApiResult<Option<Tombstone>> {
     let Some(row) = sqlx::query(
         "SELECT team_ref, visitors, deletion FROM conversation_deletions \
          WHERE tenant_id = $1 AND conversation_id = $2",
