@@ -155,8 +155,14 @@ async fn honest_interleaved_use_raises_no_security_warning() {
     ] {
         client.sync().await.unwrap();
         assert!(client.conversations().await.unwrap().is_empty(), "{who}");
-        assert!(history_texts(client, &conversation).await.is_empty(), "{who}");
-        assert!(history_texts(client, &conversation2).await.is_empty(), "{who}");
+        assert!(
+            history_texts(client, &conversation).await.is_empty(),
+            "{who}"
+        );
+        assert!(
+            history_texts(client, &conversation2).await.is_empty(),
+            "{who}"
+        );
     }
     for (who, stream) in &mut streams {
         assert_eq!(warnings(stream), Vec::<Warning>::new(), "{who}");
