@@ -3775,6 +3775,18 @@ public enum SecurityWarning: Equatable, Hashable {
          * The error code.
          */code: String
     )
+    /**
+     * The relay says a conversation was deleted but served no signed deletion that verifies
+     * (none, or one by someone not allowed to delete it); its history is kept.
+     */
+    case unverifiedDeletion(
+        /**
+         * The conversation.
+         */conversationId: String, 
+        /**
+         * Why: the relay's error code or the deletion's refusal code.
+         */code: String
+    )
 
 
 
@@ -3815,6 +3827,9 @@ public struct FfiConverterTypeSecurityWarning: FfiConverterRustBuffer {
         )
         
         case 7: return .sendFailed(conversationId: try FfiConverterString.read(from: &buf), code: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 8: return .unverifiedDeletion(conversationId: try FfiConverterString.read(from: &buf), code: try FfiConverterString.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -3864,6 +3879,12 @@ public struct FfiConverterTypeSecurityWarning: FfiConverterRustBuffer {
         
         case let .sendFailed(conversationId,code):
             writeInt(&buf, Int32(7))
+            FfiConverterString.write(conversationId, into: &buf)
+            FfiConverterString.write(code, into: &buf)
+            
+        
+        case let .unverifiedDeletion(conversationId,code):
+            writeInt(&buf, Int32(8))
             FfiConverterString.write(conversationId, into: &buf)
             FfiConverterString.write(code, into: &buf)
             

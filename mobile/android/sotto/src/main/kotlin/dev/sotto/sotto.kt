@@ -5897,6 +5897,26 @@ sealed class SecurityWarning {
         companion object
     }
     
+    /**
+     * The relay says a conversation was deleted but served no signed deletion that verifies
+     * (none, or one by someone not allowed to delete it); its history is kept.
+     */
+    data class UnverifiedDeletion(
+        /**
+         * The conversation.
+         */
+        val `conversationId`: kotlin.String, 
+        /**
+         * Why: the relay's error code or the deletion's refusal code.
+         */
+        val `code`: kotlin.String) : SecurityWarning()
+        
+    {
+        
+
+        companion object
+    }
+    
 
     
 
@@ -5939,6 +5959,10 @@ public object FfiConverterTypeSecurityWarning : FfiConverterRustBuffer<SecurityW
                 FfiConverterString.read(buf),
                 )
             7 -> SecurityWarning.SendFailed(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            8 -> SecurityWarning.UnverifiedDeletion(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
@@ -6004,6 +6028,14 @@ public object FfiConverterTypeSecurityWarning : FfiConverterRustBuffer<SecurityW
                 + FfiConverterString.allocationSize(value.`code`)
             )
         }
+        is SecurityWarning.UnverifiedDeletion -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`conversationId`)
+                + FfiConverterString.allocationSize(value.`code`)
+            )
+        }
     }
 
     override fun write(value: SecurityWarning, buf: ByteBuffer) {
@@ -6047,6 +6079,12 @@ public object FfiConverterTypeSecurityWarning : FfiConverterRustBuffer<SecurityW
             }
             is SecurityWarning.SendFailed -> {
                 buf.putInt(7)
+                FfiConverterString.write(value.`conversationId`, buf)
+                FfiConverterString.write(value.`code`, buf)
+                Unit
+            }
+            is SecurityWarning.UnverifiedDeletion -> {
+                buf.putInt(8)
                 FfiConverterString.write(value.`conversationId`, buf)
                 FfiConverterString.write(value.`code`, buf)
                 Unit
