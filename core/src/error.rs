@@ -137,6 +137,19 @@ pub enum EpochError {
     Refused,
 }
 
+/// Why a conversation deletion was refused (PROTOCOL §7.13).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeletionError {
+    /// The deletion names another team.
+    WrongTeam,
+    /// The deletion names another conversation.
+    WrongConversation,
+    /// The author is neither one of the conversation's visitor devices nor an active member
+    /// device whose role may delete conversations.
+    NotPermitted,
+}
+
 /// The error type of the protocol core.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -169,6 +182,9 @@ pub enum Error {
     Epoch(EpochError),
     /// A conversation message was refused: replayed, too far ahead, or on the wrong chain.
     Message(MessageError),
+    /// A conversation deletion was refused: not this conversation's, or not by someone allowed
+    /// to delete it.
+    Deletion(DeletionError),
 }
 
 impl Error {
@@ -238,6 +254,11 @@ impl Error {
                 MessageError::ChainExhausted => "message_chain_exhausted",
                 MessageError::AfterClose => "message_after_close",
             },
+            Error::Deletion(d) => match d {
+                DeletionError::WrongTeam => "deletion_wrong_team",
+                DeletionError::WrongConversation => "deletion_wrong_conversation",
+                DeletionError::NotPermitted => "deletion_not_permitted",
+            },
         }
     }
 }
@@ -274,6 +295,7 @@ impl fmt::Display for Error {
             Error::Chain(c) => write!(f, "team chain refused: {c:?}"),
             Error::Epoch(e) => write!(f, "conversation epoch refused: {e:?}"),
             Error::Message(m) => write!(f, "message refused: {m:?}"),
+            Error::Deletion(d) => write!(f, "conversation deletion refused: {d:?}"),
         }
     }
 }

@@ -27,7 +27,7 @@ pub mod sorted_map;
 pub mod team;
 pub mod wire;
 
-pub use error::{ChainError, DecodeError, EpochError, Error, MessageError, Result};
+pub use error::{ChainError, DecodeError, DeletionError, EpochError, Error, MessageError, Result};
 
 /// The README's examples, compiled and run as doctests so they cannot rot.
 #[cfg(doctest)]

@@ -69,6 +69,8 @@ pub enum ObjectType {
     HistoryGrant = 11,
     /// A freshness witness's signed statement of a team's chain head (PROTOCOL §6.8).
     WitnessStatement = 12,
+    /// A signed deletion of a conversation (PROTOCOL §7.13).
+    ConversationDeletion = 13,
 }
 
 /// An object that travels in a wire envelope.

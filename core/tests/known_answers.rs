@@ -17,16 +17,16 @@ use sotto_core::codec::Encode;
 use sotto_core::conversation::attachment::{decrypt_attachment, encrypt_attachment};
 use sotto_core::conversation::epoch::{EpochAuthor, EpochRecord, SenderClose};
 use sotto_core::conversation::{
-    AttachmentRef, ChainId, ConversationId, MessageKind, ParsedMessage, ReceiverChain, SenderChain,
-    seal_message,
+    AttachmentRef, ChainId, ConversationDeletion, ConversationId, DeletionAuthority, MessageKind,
+    ParsedMessage, ReceiverChain, SenderChain, seal_message,
 };
 use sotto_core::crypto::aead::{self, AeadKey};
 use sotto_core::crypto::agreement::AgreementSecret;
 use sotto_core::crypto::hkdf;
 use sotto_core::crypto::hpke::{self, HpkeSealed};
 use sotto_core::crypto::secret::SecretBytes;
-use sotto_core::crypto::sign::SigningKey;
-use sotto_core::device::{Device, DeviceKind, DeviceRecord, KeyAgreementRecord};
+use sotto_core::crypto::sign::{Signature, SigningKey};
+use sotto_core::device::{Device, DeviceId, DeviceKind, DeviceRecord, KeyAgreementRecord};
 use sotto_core::recovery::RecoverySecret;
 use sotto_core::team::witness::{WitnessStatement, WitnessVerdict};
 use sotto_core::team::{Change, Link, LinkHash, MemberId, Policy, Role, TeamKeyring, TeamState};
@@ -34,6 +34,7 @@ use sotto_core::wire::WireObject;
 
 const SEED: [u8; 32] = *b"sotto known-answer vectors v1 --";
 const WITNESS_SEED: [u8; 32] = *b"sotto known-answer witness v1 --";
+const DELETION_SEED: [u8; 32] = *b"sotto known-answer deletion v1 -";
 const NOW: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 
 fn vector_path() -> PathBuf {
@@ -99,10 +100,12 @@ fn generate() -> Value {
     let team = team_vectors(&mut rng);
     // Its own seed, so adding it left every earlier vector unchanged.
     let witness = witness_vectors(&mut ChaCha20Rng::from_seed(WITNESS_SEED));
+    let deletion = deletion_vectors(&mut ChaCha20Rng::from_seed(DELETION_SEED));
 
     json!({
         "team": team,
         "witness": witness,
+        "conversation_deletion": deletion,
         "description": "Sotto core known-answer vectors, suite 1, wire version 1. Generated from a fixed seed by core/tests/known_answers.rs; byte strings are hex.",
         "recovery": {
             "secret_words": recovery.to_words().as_str(),
@@ -193,6 +196,95 @@ fn checked_in_witness_vectors_verify_independently() {
         statement.check(&state, w["now"].as_u64().expect("now")),
         Ok(WitnessVerdict::Current)
     );
+}
+
+/// A team with an admin and an agent, a visitor's conversation, and conversation deletions
+/// (object type 13, PROTOCOL §7.13) by the visitor and the admin (valid) and by the agent
+/// (refused: `deletion_not_permitted`).
+fn deletion_vectors(rng: &mut ChaCha20Rng) -> Value {
+    let owner = Device::generate(DeviceKind::Member, rng, NOW);
+    let (first, mut state, mut keyring) =
+        TeamState::create(rng, &owner, &[], Policy::default(), NOW).expect("create");
+    let mut links = vec![h(&first.to_wire())];
+    let admin = Device::generate(DeviceKind::Member, rng, NOW);
+    let agent = Device::generate(DeviceKind::Member, rng, NOW);
+    for (device, role) in [(&admin, Role::Admin), (&agent, Role::Agent)] {
+        let change = Change::AddMember {
+            member: MemberId::random(rng),
+            role,
+            devices: vec![device.record()],
+        };
+        let link = state
+            .propose(rng, &owner, &mut keyring, change, false, NOW)
+            .expect("propose");
+        state.apply(&link).expect("apply");
+        links.push(h(&link.to_wire()));
+    }
+    let visitor = Device::generate(DeviceKind::Visitor, rng, NOW);
+    let conversation = ConversationId::random(rng);
+    let sign = |device: &Device| {
+        h(&ConversationDeletion::sign(device, state.team(), conversation, NOW + 60).to_wire())
+    };
+    json!({
+        "fingerprint": h(&first.hash().0),
+        "links": links,
+        "conversation": h(&conversation.0),
+        "visitor_record": h(&visitor.record().to_wire()),
+        "label": h(b"sotto/v1/sig/conversation-deletion\0"),
+        "by_visitor": sign(&visitor),
+        "by_admin": sign(&admin),
+        "by_agent_refused": sign(&agent),
+    })
+}
+
+#[test]
+fn checked_in_deletion_vectors_verify_independently() {
+    let text = std::fs::read_to_string(vector_path()).expect("vectors");
+    let v: Value = serde_json::from_str(&text).expect("json");
+    let d = &v["conversation_deletion"];
+    let links: Vec<Link> = d["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .map(|l| Link::from_wire(&unhex(l)).expect("link decodes"))
+        .collect();
+    let fingerprint = LinkHash(unhex(&d["fingerprint"]).try_into().expect("32 bytes"));
+    let state = TeamState::verify_chain(&links, &fingerprint).expect("chain verifies");
+    let conversation = ConversationId(unhex(&d["conversation"]).try_into().expect("16 bytes"));
+    let visitor = DeviceRecord::from_wire(&unhex(&d["visitor_record"])).expect("visitor");
+    let label = unhex(&d["label"]);
+    for (name, expected) in [
+        ("by_visitor", Ok(DeletionAuthority::Visitor)),
+        ("by_admin", Ok(DeletionAuthority::Member(Role::Admin))),
+        ("by_agent_refused", Err("deletion_not_permitted")),
+    ] {
+        let bytes = unhex(&d[name]);
+        // The layout of §7.13: header, team, conversation, author, created_at, signature, and
+        // the signature over label || everything before it, checked without the decoder.
+        assert_eq!(bytes.len(), 139, "{name}");
+        assert_eq!(&bytes[..3], &[1, 1, 13]);
+        assert_eq!(&bytes[3..19], &state.team().0);
+        assert_eq!(&bytes[19..35], &conversation.0);
+        let author = DeviceId(bytes[35..67].try_into().expect("32 bytes"));
+        let key = if author == visitor.id() {
+            *visitor.identity()
+        } else {
+            *state.device(&author).expect("a team device").identity()
+        };
+        let mut signed = label.clone();
+        signed.extend_from_slice(&bytes[..75]);
+        let signature = Signature::from_slice(&bytes[75..]).expect("64 bytes");
+        key.verify_unlabelled(&signed, &signature)
+            .expect("signature over label || body");
+        let deletion = ConversationDeletion::from_wire(&bytes).expect("decodes");
+        assert_eq!(
+            deletion
+                .verify(&state, &conversation, std::slice::from_ref(&visitor))
+                .map_err(|e| e.code()),
+            expected,
+            "{name}"
+        );
+    }
 }
 
 /// A team (owner creates, adds an agent, rotates), a visitor's epoch record, one message each way

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::StreamExt;
+use reqwest::Method;
 use serde_json::{Value, json};
 use sotto_core::conversation::epoch::EpochRecord;
 use sotto_core::conversation::{MessageKind, ParsedMessage, ReceiverChain};
-use sotto_core::device::DeviceKind;
+use sotto_core::device::{Device, DeviceKind};
 use sotto_core::team::{Change, Role};
 use sotto_core::wire::WireObject;
 use tokio_tungstenite::tungstenite::Message;
@@ -481,14 +482,14 @@ async fn deleting_a_conversation_removes_its_rows() {
     // An agent may not delete it; the visitor (or an owner or admin) may.
     assert_eq!(
         w.agent
-            .delete(&format!("/v1/conversations/{conv}"))
+            .delete_conversation(&w.team.state, &conv)
             .await
             .status
             .as_u16(),
         403
     );
     w.visitor
-        .delete(&format!("/v1/conversations/{conv}"))
+        .delete_conversation(&w.team.state, &conv)
         .await
         .expect(204);
     for table in [
@@ -501,20 +502,124 @@ async fn deleting_a_conversation_removes_its_rows() {
     ] {
         assert_eq!(relay.count(table, "").await, 0, "{table}");
     }
-    assert_eq!(
-        w.agent
-            .get(&format!("/v1/conversations/{conv}"))
+    // A tombstone keeps the signed deletion: reads answer 410, and the conversation's readers
+    // (not another visitor) fetch the deletion to verify it.
+    for path in ["", "/epochs", "/envelopes"] {
+        let r = w
+            .agent
+            .get(&format!("/v1/conversations/{conv}{path}"))
+            .await;
+        assert_eq!((r.status.as_u16(), r.code()), (410, "conversation_deleted"));
+    }
+    assert_eq!(relay.count("conversation_deletions", "").await, 1);
+    for reader in [&w.agent, &w.visitor, &w.team.owner] {
+        let stored = reader
+            .get(&format!("/v1/conversations/{conv}/deletion"))
             .await
-            .status
-            .as_u16(),
-        404
+            .expect(200);
+        let deletion = sotto_core::conversation::ConversationDeletion::from_wire(&unb64(
+            stored["deletion"].as_str().unwrap(),
+        ))
+        .unwrap();
+        assert_eq!(deletion.author, w.visitor.device.id());
+        assert_eq!(
+            deletion.verify(
+                &w.team.state,
+                &w.conversation.id,
+                &[w.visitor.device.record()]
+            ),
+            Ok(sotto_core::conversation::DeletionAuthority::Visitor)
+        );
+    }
+    let mut stranger = Client::new(
+        &relay.base,
+        &w.tenant,
+        Device::generate(DeviceKind::Visitor, &mut rng(), now()),
     );
+    stranger.join(None).await;
+    let r = stranger
+        .get(&format!("/v1/conversations/{conv}/deletion"))
+        .await;
+    assert_eq!(r.status.as_u16(), 404);
+    // Its id cannot be taken again.
+    let r = w
+        .visitor
+        .post(
+            "/v1/conversations",
+            json!({"record": b64(&w.conversation.record.to_wire())}),
+        )
+        .await;
+    assert_eq!((r.status.as_u16(), r.code()), (409, "conversation_exists"));
     assert_eq!(
         relay
             .count("audit_log", "event = 'conversation_deleted'")
             .await,
         1
     );
+}
+
+#[tokio::test]
+async fn a_deletion_must_be_the_callers_for_this_conversation() {
+    let relay = TestRelay::start().await;
+    let w = World::new(&relay, "acme").await;
+    let conv = w.conversation.hex();
+    let path = format!("/v1/conversations/{conv}");
+    let sign = |device: &Device, conversation: [u8; 16]| {
+        let d = sotto_core::conversation::ConversationDeletion::sign(
+            device,
+            w.team.state.team(),
+            sotto_core::conversation::ConversationId(conversation),
+            now(),
+        );
+        json!({"deletion": b64(&d.to_wire())})
+    };
+    // The owner uploading the visitor's deletion, the visitor one for another conversation,
+    // garbage, a missing body.
+    let r = w
+        .team
+        .owner
+        .call(
+            Method::DELETE,
+            &path,
+            Some(sign(&w.visitor.device, w.conversation.id.0)),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 403);
+    let r = w
+        .visitor
+        .call(
+            Method::DELETE,
+            &path,
+            Some(sign(&w.visitor.device, [7; 16])),
+        )
+        .await;
+    assert_eq!((r.status.as_u16(), r.code()), (400, "verification_failed"));
+    let r = w
+        .visitor
+        .call(
+            Method::DELETE,
+            &path,
+            Some(json!({"deletion": b64(b"junk")})),
+        )
+        .await;
+    assert_eq!((r.status.as_u16(), r.code()), (400, "invalid_wire"));
+    assert_eq!(w.visitor.delete(&path).await.status.as_u16(), 400);
+    assert_eq!(relay.count("conversations", "").await, 1);
+    assert_eq!(relay.count("conversation_deletions", "").await, 0);
+    // Nothing to fetch for a conversation that is not deleted.
+    let r = w.agent.get(&format!("{path}/deletion")).await;
+    assert_eq!(r.status.as_u16(), 404);
+    // The owner's own deletion is accepted.
+    let r = w
+        .team
+        .owner
+        .call(
+            Method::DELETE,
+            &path,
+            Some(sign(&w.team.owner.device, w.conversation.id.0)),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 204);
 }
 
 #[tokio::test]
@@ -615,7 +720,7 @@ async fn published_events_rebuild_from_their_references() {
     assert_eq!(kinds, ["envelope", "ephemeral", "epoch", "link"]);
 
     w.visitor
-        .delete(&format!("/v1/conversations/{conv}"))
+        .delete_conversation(&w.team.state, &conv)
         .await
         .expect(204);
     let e = rx.try_recv().unwrap();
@@ -715,7 +820,7 @@ async fn concurrent_envelopes_share_commits_with_distinct_gap_free_cursors() {
     let mut chain = second.chain(&visitor2.device, MessageKind::Text);
     let late = seal(&mut chain, &visitor2.device, MessageKind::Text, b"late");
     visitor2
-        .delete(&format!("/v1/conversations/{}", second.hex()))
+        .delete_conversation(&w.team.state, &second.hex())
         .await
         .expect(204);
     assert_eq!(
@@ -723,6 +828,6 @@ async fn concurrent_envelopes_share_commits_with_distinct_gap_free_cursors() {
             .await
             .status
             .as_u16(),
-        404
+        410
     );
 }

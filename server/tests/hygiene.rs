@@ -159,7 +159,7 @@ async fn logs_never_hold_bodies_keys_or_tokens() {
         .await
         .expect(400);
     w.visitor
-        .delete(&format!("/v1/conversations/{conv}"))
+        .delete_conversation(&w.team.state, &conv)
         .await
         .expect(204);
     drop(ws);

@@ -107,7 +107,11 @@ async fn a_device_of_one_tenant_cannot_touch_another_tenants_data() {
             format!("/v1/conversations/{b_conv}/ack"),
             Some(json!({"cursor": 1})),
         ),
-        (Method::DELETE, format!("/v1/conversations/{b_conv}"), None),
+        (
+            Method::DELETE,
+            format!("/v1/conversations/{b_conv}"),
+            Some(json!({"deletion": ""})),
+        ),
         (Method::GET, format!("/v1/blobs/{b_blob}"), None),
         (Method::DELETE, format!("/v1/blobs/{b_blob}"), None),
         (
@@ -221,7 +225,13 @@ async fn within_a_tenant_access_follows_the_chain_and_the_records() {
             let r = client.get(&path).await;
             assert_eq!((r.status.as_u16(), r.code()), (403, "forbidden"), "{path}");
         }
-        let r = client.delete(&format!("/v1/conversations/{conv}")).await;
+        let r = client
+            .call(
+                Method::DELETE,
+                &format!("/v1/conversations/{conv}"),
+                Some(json!({"deletion": ""})),
+            )
+            .await;
         assert_eq!(r.status.as_u16(), 403);
     }
     // Only owners and admins read the audit log.

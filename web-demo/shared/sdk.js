@@ -82,6 +82,8 @@ export function warningText(w) {
       return 'A message could not be sent; it will be retried.';
     case 'epochRefused':
       return 'The server delivered part of this conversation that does not check out (possibly from someone no longer on the team). It is not shown.';
+    case 'unverifiedDeletion':
+      return 'The server says this conversation was deleted, but nobody allowed to delete it signed that. Its history is kept.';
     default:
       return 'Something unexpected happened with this conversation.';
   }

@@ -217,6 +217,14 @@ pub enum SecurityWarning {
         /// Which check failed.
         code: String,
     },
+    /// The relay says a conversation was deleted but served no signed deletion that verifies
+    /// (none, or one by someone not allowed to delete it); its history is kept.
+    UnverifiedDeletion {
+        /// The conversation.
+        conversation_id: String,
+        /// Why: the relay's error code or the deletion's refusal code.
+        code: String,
+    },
 }
 
 fn h(bytes: &[u8]) -> String {
@@ -310,6 +318,12 @@ impl SecurityWarning {
                 author: author.map(|a| h(&a.0)),
                 code: code.to_owned(),
             },
+            Warning::UnverifiedDeletion { conversation, code } => {
+                SecurityWarning::UnverifiedDeletion {
+                    conversation_id: h(&conversation.0),
+                    code: code.to_owned(),
+                }
+            }
             _ => return None,
         })
     }

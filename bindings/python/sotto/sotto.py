@@ -3590,6 +3590,45 @@ class SecurityWarning:
                 return False
             return True
 
+    @dataclass
+    class UNVERIFIED_DELETION:
+        """
+        The relay says a conversation was deleted but served no signed deletion that verifies
+        (none, or one by someone not allowed to delete it); its history is kept.
+"""
+        
+        def __init__(self, conversation_id:str, code:str):
+            self.conversation_id = conversation_id
+            
+            """
+        The conversation.
+"""
+        
+            self.code = code
+            
+            """
+        Why: the relay's error code or the deletion's refusal code.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "SecurityWarning.UNVERIFIED_DELETION(conversation_id={}, code={})".format(self.conversation_id, self.code)
+        def __eq__(self, other):
+            if not isinstance(other, SecurityWarning):
+                return NotImplemented
+            if not other.is_UNVERIFIED_DELETION():
+                return False
+            if self.conversation_id != other.conversation_id:
+                return False
+            if self.code != other.code:
+                return False
+            return True
+
     
 
     # For each variant, we have `is_NAME` and `is_name` methods for easily checking
@@ -3626,6 +3665,10 @@ class SecurityWarning:
         return isinstance(self, SecurityWarning.EPOCH_REFUSED)
     def is_epoch_refused(self) -> bool:
         return isinstance(self, SecurityWarning.EPOCH_REFUSED)
+    def is_UNVERIFIED_DELETION(self) -> bool:
+        return isinstance(self, SecurityWarning.UNVERIFIED_DELETION)
+    def is_unverified_deletion(self) -> bool:
+        return isinstance(self, SecurityWarning.UNVERIFIED_DELETION)
     
 
 # Now, a little trick - we make each nested variant class be a subclass of the main
@@ -3639,6 +3682,7 @@ SecurityWarning.UNVERIFIED_IDENTITY = type("SecurityWarning.UNVERIFIED_IDENTITY"
 SecurityWarning.UNDECRYPTABLE = type("SecurityWarning.UNDECRYPTABLE", (SecurityWarning.UNDECRYPTABLE, SecurityWarning,), {})  # type: ignore
 SecurityWarning.SEND_FAILED = type("SecurityWarning.SEND_FAILED", (SecurityWarning.SEND_FAILED, SecurityWarning,), {})  # type: ignore
 SecurityWarning.EPOCH_REFUSED = type("SecurityWarning.EPOCH_REFUSED", (SecurityWarning.EPOCH_REFUSED, SecurityWarning,), {})  # type: ignore
+SecurityWarning.UNVERIFIED_DELETION = type("SecurityWarning.UNVERIFIED_DELETION", (SecurityWarning.UNVERIFIED_DELETION, SecurityWarning,), {})  # type: ignore
 
 
 
@@ -3690,6 +3734,11 @@ class _UniffiFfiConverterTypeSecurityWarning(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterOptionalString.read(buf),
                 _UniffiFfiConverterString.read(buf),
             )
+        if variant == 9:
+            return SecurityWarning.UNVERIFIED_DELETION(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
         raise InternalError("Raw enum value doesn't match any cases")
 
     @staticmethod
@@ -3727,6 +3776,10 @@ class _UniffiFfiConverterTypeSecurityWarning(_UniffiConverterRustBuffer):
             _UniffiFfiConverterString.check_lower(value.conversation_id)
             _UniffiFfiConverterUInt32.check_lower(value.epoch)
             _UniffiFfiConverterOptionalString.check_lower(value.author)
+            _UniffiFfiConverterString.check_lower(value.code)
+            return
+        if value.is_UNVERIFIED_DELETION():
+            _UniffiFfiConverterString.check_lower(value.conversation_id)
             _UniffiFfiConverterString.check_lower(value.code)
             return
         raise ValueError(value)
@@ -3767,6 +3820,10 @@ class _UniffiFfiConverterTypeSecurityWarning(_UniffiConverterRustBuffer):
             _UniffiFfiConverterString.write(value.conversation_id, buf)
             _UniffiFfiConverterUInt32.write(value.epoch, buf)
             _UniffiFfiConverterOptionalString.write(value.author, buf)
+            _UniffiFfiConverterString.write(value.code, buf)
+        if value.is_UNVERIFIED_DELETION():
+            buf.write_i32(9)
+            _UniffiFfiConverterString.write(value.conversation_id, buf)
             _UniffiFfiConverterString.write(value.code, buf)
 
 

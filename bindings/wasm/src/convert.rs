@@ -152,6 +152,11 @@ fn warning(w: &Warning) -> JsValue {
             ("author", author.map_or(JsValue::NULL, |a| id(&a.0))),
             ("code", (*code).into()),
         ]),
+        Warning::UnverifiedDeletion { conversation, code } => object(&[
+            ("kind", "unverifiedDeletion".into()),
+            ("conversation", id(&conversation.0)),
+            ("code", (*code).into()),
+        ]),
         _ => object(&[("kind", "other".into())]),
     }
 }

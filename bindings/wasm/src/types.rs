@@ -63,6 +63,7 @@ export type SottoWarning =
   | { kind: "undecryptable"; conversation: string; cursor: number; code: string }
   | { kind: "sendFailed"; conversation: string; code: string }
   | { kind: "epochRefused"; conversation: string; epoch: number; author: string | null; code: string }
+  | { kind: "unverifiedDeletion"; conversation: string; code: string }
   | { kind: "other" };
 
 /** What `SottoClient.nextEvent` delivers. */

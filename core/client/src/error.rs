@@ -170,6 +170,7 @@ fn relay_code(code: &str) -> &'static str {
         "head_moved" => "relay_head_moved",
         "team_exists" => "relay_team_exists",
         "conversation_exists" => "relay_conversation_exists",
+        "conversation_deleted" => "relay_conversation_deleted",
         "epoch_conflict" => "relay_epoch_conflict",
         "already_registered" => "relay_already_registered",
         "not_newer" => "relay_not_newer",

@@ -139,6 +139,31 @@ async fn honest_interleaved_use_raises_no_security_warning() {
         history_texts(&visitor2, &conversation2).await,
         ["do you ship abroad?", "we do, to 40 countries"]
     );
+
+    // The second visitor deletes its conversation, the owner (a manager) the first: signed
+    // deletions that every client verifies and follows, without a warning.
+    visitor2.delete_conversation(&conversation2).await.unwrap();
+    owner.delete_conversation(&conversation).await.unwrap();
+    for (who, client) in [
+        ("owner", &owner),
+        ("agent", &agent),
+        ("agent phone", &agent_phone),
+        ("viewer", &viewer),
+        ("agent reopened", &agent_again),
+        ("visitor", &visitor),
+        ("visitor 2", &visitor2),
+    ] {
+        client.sync().await.unwrap();
+        assert!(client.conversations().await.unwrap().is_empty(), "{who}");
+        assert!(
+            history_texts(client, &conversation).await.is_empty(),
+            "{who}"
+        );
+        assert!(
+            history_texts(client, &conversation2).await.is_empty(),
+            "{who}"
+        );
+    }
     for (who, stream) in &mut streams {
         assert_eq!(warnings(stream), Vec::<Warning>::new(), "{who}");
     }

@@ -70,6 +70,13 @@ fn main() {
     write("chain_verify", "three_links", &chain);
     write("head_attestation", "owner", &f.attestation.to_wire());
     write("epoch_record", "visitor", &f.record.to_wire());
+    let deletion = sotto_core::conversation::ConversationDeletion::sign(
+        &f.visitor,
+        f.state.team(),
+        f.record.conversation,
+        fixture::NOW,
+    );
+    write("conversation_deletion", "visitor", &deletion.to_wire());
     write("message", "hello", &f.message);
     let mut sender = vec![0u8];
     sender.extend_from_slice(&f.sender_chain.export());

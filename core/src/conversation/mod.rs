@@ -12,6 +12,7 @@
 
 pub mod attachment;
 pub mod batch;
+pub mod deletion;
 pub mod epoch;
 pub mod grant;
 pub mod identity;
@@ -28,6 +29,7 @@ use crate::error::DecodeError;
 
 pub use attachment::{AttachmentDecryptor, AttachmentEncryptor, AttachmentRef};
 pub use batch::open_batch;
+pub use deletion::{ConversationDeletion, DeletionAuthority};
 pub use epoch::{
     Admission, EpochAuthor, EpochRecord, EpochWarning, SenderClose, VerifiedEpoch, admit_message,
     sender_key,

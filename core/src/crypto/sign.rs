@@ -32,6 +32,8 @@ pub enum SignatureContext {
     HistoryGrant,
     /// A team's freshness witness stating the chain head it verified, at a time.
     WitnessStatement,
+    /// A visitor device or a manager's device deleting a conversation.
+    ConversationDeletion,
 }
 
 impl SignatureContext {
@@ -47,6 +49,7 @@ impl SignatureContext {
             SignatureContext::RelayAuth => b"sotto/v1/sig/relay-auth\0",
             SignatureContext::HistoryGrant => b"sotto/v1/sig/history-grant\0",
             SignatureContext::WitnessStatement => b"sotto/v1/sig/witness-statement\0",
+            SignatureContext::ConversationDeletion => b"sotto/v1/sig/conversation-deletion\0",
         }
     }
 }

@@ -76,6 +76,13 @@ impl Role {
         matches!(self, Role::Owner | Role::Admin | Role::Agent | Role::Bot)
     }
 
+    /// May delete any conversation of the team (a customer's request, a data-protection
+    /// erasure, spam): the managers. Agents and bots answer conversations but do not erase them;
+    /// the visitor deletes its own conversation whatever this says (PROTOCOL §7.13).
+    pub fn can_delete_conversations(self) -> bool {
+        self.can_manage_members()
+    }
+
     /// May see billing.
     pub fn can_bill(self) -> bool {
         matches!(self, Role::Owner | Role::Billing)
@@ -100,16 +107,17 @@ mod tests {
             history_mode: HistoryMode::Ephemeral,
             ..retain_agents.clone()
         };
-        // (role, manage, read, history with agents allowed, send, billing)
+        // (role, manage, read, history with agents allowed, send, billing, delete conversations)
         let table = [
-            (Role::Owner, true, true, true, true, true),
-            (Role::Admin, true, true, true, true, false),
-            (Role::Agent, false, true, true, true, false),
-            (Role::Viewer, false, true, false, false, false),
-            (Role::Billing, false, false, false, false, true),
-            (Role::Bot, false, true, false, true, false),
+            (Role::Owner, true, true, true, true, true, true),
+            (Role::Admin, true, true, true, true, false, true),
+            (Role::Agent, false, true, true, true, false, false),
+            (Role::Viewer, false, true, false, false, false, false),
+            (Role::Billing, false, false, false, false, true, false),
+            (Role::Bot, false, true, false, true, false, false),
         ];
-        for (role, manage, read, history, send, bill) in table {
+        for (role, manage, read, history, send, bill, delete) in table {
+            assert_eq!(role.can_delete_conversations(), delete, "{role:?}");
             assert_eq!(role.can_manage_members(), manage, "{role:?}");
             assert_eq!(role.can_read(), read, "{role:?}");
             assert_eq!(role.can_read_history(&retain_agents), history, "{role:?}");

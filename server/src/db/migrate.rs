@@ -28,6 +28,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0002_abuse_limits.sql"),
         postgres: include_str!("../../migrations/postgres/0002_abuse_limits.sql"),
     },
+    Migration {
+        version: 3,
+        name: "conversation_deletions",
+        sqlite: include_str!("../../migrations/sqlite/0003_conversation_deletions.sql"),
+        postgres: include_str!("../../migrations/postgres/0003_conversation_deletions.sql"),
+    },
 ];
 
 /// Applies every migration not yet applied, in order, in one transaction.

@@ -13,6 +13,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use sotto_core::conversation::ConversationDeletion;
 use sotto_core::conversation::epoch::{EpochAuthor, EpochRecord};
 use sotto_core::device::{DeviceId, DeviceKind, DeviceRecord};
 use sotto_core::team::{Role, TeamId};
@@ -95,8 +96,13 @@ pub async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Conv
     .bind(caller.tenant_id)
     .bind(id.to_vec())
     .fetch_optional(state.db.pool())
-    .await?
-    .ok_or_else(|| ApiError::not_found("conversation"))?;
+    .await?;
+    let Some(row) = row else {
+        return Err(match tombstone(state, caller.tenant_id, &id).await? {
+            Some(_) => gone(),
+            None => ApiError::not_found("conversation"),
+        });
+    };
     let conv_ref: i64 = row.try_get("id")?;
     let team_id: Vec<u8> = row.try_get("team_id")?;
     let team_id = TeamId(team_id.try_into().map_err(|_| ApiError::internal())?);
@@ -125,6 +131,69 @@ pub async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Conv
         created_at: row.try_get("created_at")?,
         visitors,
     })
+}
+
+/// 410 `conversation_deleted`: the conversation was deleted; its signed deletion is at
+/// `GET /v1/conversations/{id}/deletion`.
+fn gone() -> ApiError {
+    ApiError::new(
+        StatusCode::GONE,
+        "conversation_deleted",
+        "the conversation was deleted; fetch its signed deletion",
+    )
+}
+
+/// A deleted conversation's tombstone: its team, its visitor devices and the deletion's wire
+/// bytes.
+struct Tombstone {
+    team_ref: i64,
+    visitors: Vec<DeviceId>,
+    deletion: Vec<u8>,
+}
+
+async fn tombstone(
+    state: &AppState,
+    tenant_id: i64,
+    id: &[u8; 16],
+) -> ApiResult<Option<Tombstone>> {
+    let Some(row) = sqlx::query(
+        "SELECT team_ref, visitors, deletion FROM conversation_deletions \
+         WHERE tenant_id = $1 AND conversation_id = $2",
+    )
+    .bind(tenant_id)
+    .bind(id.to_vec())
+    .fetch_optional(state.db.pool())
+    .await?
+    else {
+        return Ok(None);
+    };
+    let visitors: Vec<u8> = row.try_get("visitors")?;
+    let visitors = visitors
+        .chunks(32)
+        .map(|c| Ok(DeviceId(c.try_into().map_err(|_| ApiError::internal())?)))
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Some(Tombstone {
+        team_ref: row.try_get("team_ref")?,
+        visitors,
+        deletion: row.try_get("deletion")?,
+    }))
+}
+
+/// The visitor device records stored for a conversation.
+async fn known_visitors(state: &AppState, conv_ref: i64) -> ApiResult<Vec<DeviceRecord>> {
+    sqlx::query("SELECT record FROM conversation_visitors WHERE conversation_ref = $1")
+        .bind(conv_ref)
+        .fetch_all(state.db.pool())
+        .await?
+        .into_iter()
+        .map(|r| {
+            let b: Vec<u8> = r.try_get("record")?;
+            DeviceRecord::from_wire(&b).map_err(|_| {
+                tracing::error!("stored visitor record does not decode");
+                ApiError::internal()
+            })
+        })
+        .collect()
 }
 
 /// A conversation as listed.
@@ -211,6 +280,12 @@ pub async fn create(
     }
     let now = now();
     let id = record.conversation.0;
+    if tombstone(&state, caller.tenant_id, &id).await?.is_some() {
+        return Err(ApiError::conflict(
+            "conversation_exists",
+            "a conversation with this id was deleted",
+        ));
+    }
     let mut tx = state.db.begin_write().await?;
     let inserted = sqlx::query(
         "INSERT INTO conversations (tenant_id, conversation_id, team_ref, last_cursor, last_epoch, created_at) \
@@ -402,25 +477,67 @@ pub async fn get(
     Ok(Json(conv.info()))
 }
 
-/// `DELETE /v1/conversations/{conversation_id}`: deletes the conversation with its epochs,
-/// envelopes, acknowledgements and attachment blobs. Allowed to the visitor's devices and to the
-/// team's owner and admin devices.
+/// Body of `DELETE /v1/conversations/{conversation_id}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeletionBody {
+    /// The caller's signed `ConversationDeletion` of this conversation (base64 wire bytes).
+    pub deletion: String,
+}
+
+/// `DELETE /v1/conversations/{conversation_id}` `{"deletion"}`: deletes the conversation with
+/// its epochs, envelopes, acknowledgements and attachment blobs, keeping a tombstone with the
+/// signed deletion that clients verify before they erase their copies (PROTOCOL §7.13).
+/// Allowed to the visitor's devices and to the team devices whose role may delete
+/// conversations (owners and admins); the deletion must be the caller's, for this conversation,
+/// and pass `ConversationDeletion::verify` against the relay's chain and visitor devices.
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<DeletionBody>,
 ) -> ApiResult<StatusCode> {
     let conv = find(&state, &caller, &id).await?;
     match conv.require_reader(&caller)? {
         Participant::Visitor => {}
-        Participant::Member(role) if role.can_manage_members() => {}
+        Participant::Member(role) if role.can_delete_conversations() => {}
         Participant::Member(_) => {
             return Err(ApiError::forbidden(
                 "conversations are deleted by their visitor or a team owner or admin",
             ));
         }
     }
+    let bytes = from_b64("deletion", &body.deletion)?;
+    let deletion = ConversationDeletion::from_wire(&bytes)
+        .map_err(|e| ApiError::invalid_wire("conversation deletion", e))?;
+    if deletion.author != caller.device {
+        return Err(ApiError::forbidden(
+            "a conversation deletion is uploaded by its author",
+        ));
+    }
+    let visitors = known_visitors(&state, conv.conv_ref).await?;
+    deletion
+        .verify(
+            &conv.team.state(),
+            &sotto_core::conversation::ConversationId(conv.id),
+            &visitors,
+        )
+        .map_err(|e| ApiError::refused("conversation deletion", e))?;
+    let visitor_ids: Vec<u8> = conv.visitors.iter().flat_map(|d| d.0).collect();
     let mut tx = state.db.begin_write().await?;
+    sqlx::query(
+        "INSERT INTO conversation_deletions \
+         (tenant_id, conversation_id, team_ref, visitors, deletion, deleted_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(caller.tenant_id)
+    .bind(conv.id.to_vec())
+    .bind(conv.team.team_ref)
+    .bind(visitor_ids)
+    .bind(bytes)
+    .bind(now())
+    .execute(&mut *tx)
+    .await?;
     sqlx::query("DELETE FROM conversations WHERE id = $1")
         .bind(conv.conv_ref)
         .execute(&mut *tx)
@@ -446,6 +563,53 @@ pub async fn delete(
         audience,
     ));
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Response of `GET /v1/conversations/{conversation_id}/deletion`.
+#[derive(Serialize)]
+pub struct DeletionStored {
+    /// The signed `ConversationDeletion` (base64 wire bytes).
+    pub deletion: String,
+}
+
+/// `GET /v1/conversations/{conversation_id}/deletion`: the signed deletion of a deleted
+/// conversation, for its visitor devices and the team's devices whose role reads; 404 when
+/// the conversation was not deleted through `DELETE` (or the caller may not see it).
+pub async fn deletion(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<DeletionStored>> {
+    let id: [u8; 16] = from_hex("conversation_id", &id)?;
+    let not_found = || ApiError::not_found("conversation deletion");
+    let stone = tombstone(&state, caller.tenant_id, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    let reader = if stone.visitors.contains(&caller.device) {
+        true
+    } else {
+        let team_id = sqlx::query("SELECT team_id FROM teams WHERE id = $1")
+            .bind(stone.team_ref)
+            .fetch_optional(state.db.pool())
+            .await?
+            .map(|r| r.try_get::<Vec<u8>, _>("team_id"))
+            .transpose()?
+            .and_then(|t| <[u8; 16]>::try_from(t).ok());
+        match team_id {
+            Some(team_id) => state
+                .teams
+                .get(&state.db, caller.tenant_id, &TeamId(team_id))
+                .await?
+                .is_some_and(|t| role_of(&t.state(), &caller.device).is_some_and(|r| r.can_read())),
+            None => false,
+        }
+    };
+    if !reader {
+        return Err(not_found());
+    }
+    Ok(Json(DeletionStored {
+        deletion: to_b64(&stone.deletion),
+    }))
 }
 
 /// Query of `GET /v1/conversations/{conversation_id}/epochs`.
@@ -543,19 +707,7 @@ pub async fn add_epoch(
             format!("the next epoch of this conversation is {expected}"),
         ));
     }
-    let known = sqlx::query("SELECT record FROM conversation_visitors WHERE conversation_ref = $1")
-        .bind(conv.conv_ref)
-        .fetch_all(state.db.pool())
-        .await?
-        .into_iter()
-        .map(|r| {
-            let b: Vec<u8> = r.try_get("record")?;
-            DeviceRecord::from_wire(&b).map_err(|_| {
-                tracing::error!("stored visitor record does not decode");
-                ApiError::internal()
-            })
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
+    let known = known_visitors(&state, conv.conv_ref).await?;
     let s = conv.team.state();
     let verified = record
         .verify(&s, Some(&known), u64::try_from(now()).unwrap_or_default())

@@ -65,6 +65,10 @@ pub fn router(state: AppState) -> Router {
             get(conversations::get).delete(conversations::delete),
         )
         .route(
+            "/v1/conversations/{conversation_id}/deletion",
+            get(conversations::deletion),
+        )
+        .route(
             "/v1/conversations/{conversation_id}/epochs",
             get(conversations::epochs).post(conversations::add_epoch),
         )

@@ -404,6 +404,26 @@ impl Client {
         self.call(Method::DELETE, path, None).await
     }
 
+    /// `DELETE /v1/conversations/{id}` with this device's signed deletion of it.
+    pub async fn delete_conversation(&self, team: &TeamState, conversation: &str) -> Resp {
+        let id: [u8; 16] = hex::decode(conversation)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .unwrap_or([0; 16]);
+        let deletion = sotto_core::conversation::ConversationDeletion::sign(
+            &self.device,
+            team.team(),
+            ConversationId(id),
+            now(),
+        );
+        self.call(
+            Method::DELETE,
+            &format!("/v1/conversations/{conversation}"),
+            Some(json!({"deletion": b64(&deletion.to_wire())})),
+        )
+        .await
+    }
+
     pub async fn register(&self, bootstrap: Option<&str>) -> Resp {
         let mut body = json!({
             "widget_id": self.widget_id,

@@ -43,6 +43,12 @@ pub(crate) struct Record<'a> {
     pub record: &'a str,
 }
 
+/// A conversation deletion (base64), `DELETE /v1/conversations/{id}`.
+#[derive(Serialize)]
+pub(crate) struct Deletion<'a> {
+    pub deletion: &'a str,
+}
+
 /// A chain link (base64).
 #[derive(Serialize)]
 pub(crate) struct Link<'a> {

@@ -16,7 +16,6 @@ use zeroize::Zeroizing;
 use super::Client;
 use super::api::{b64, unb64, unhex};
 use super::bodies;
-use super::events::Event;
 use super::records::{self, ConvRecord, Queued, StoredMessage};
 use super::team::TeamRef;
 use crate::rng::os_rng;
@@ -364,25 +363,6 @@ impl<S: Store, T: Transport> Client<S, T> {
             out.push(to_message(&me, None, &queued.message));
         }
         Ok(out)
-    }
-
-    /// Deletes a conversation at the relay (the visitor, or a team owner or admin) and here.
-    pub async fn delete_conversation(&self, conversation: &ConversationId) -> Result<()> {
-        self.conv_record(conversation).await?;
-        match self
-            .call(Method::Delete, &conv_path(conversation, ""), None)
-            .await
-        {
-            Ok(_) => {}
-            // Already gone at the relay (for example with its team): finish locally.
-            Err(e) if e.relay_code() == Some("not_found") => {}
-            Err(e) => return Err(e),
-        }
-        self.forget_conversation(conversation).await?;
-        self.inner.events.emit(Event::ConversationDeleted {
-            conversation: *conversation,
-        });
-        Ok(())
     }
 
     pub(crate) async fn conversation_records(&self) -> Result<Vec<(ConversationId, ConvRecord)>> {

@@ -265,6 +265,17 @@ pub enum Warning {
         /// Which check failed.
         code: &'static str,
     },
+    /// The relay says a conversation was deleted (it answered `404`/`410`, or pushed a
+    /// deletion notice) but served no signed deletion that verifies: none, one by someone not
+    /// allowed to delete it (an agent, a viewer, a removed member, a visitor of another
+    /// conversation), or one for another team or conversation. Its local history is kept.
+    UnverifiedDeletion {
+        /// The conversation.
+        conversation: ConversationId,
+        /// Why: the relay's error code (`relay_not_found`) or the deletion's refusal
+        /// (`deletion_not_permitted`, `bad_signature`, ...).
+        code: &'static str,
+    },
     /// The relay permanently refused a queued message; it was dropped from the queue.
     SendFailed {
         /// The conversation.

@@ -20,6 +20,7 @@ mod api;
 mod backup;
 mod bodies;
 pub mod conversation;
+mod deletion;
 mod epoch_chain;
 mod epochs;
 pub mod events;

@@ -185,8 +185,16 @@ impl<S: Store, T: Transport> Client<S, T> {
                 let conversation = ConversationId(unhex(&conversation_id)?);
                 match self.conv_record(&conversation).await {
                     Ok((record, _)) => {
-                        let _receiving = self.inner.receive.lock().await;
-                        self.fetch_epochs(&conversation, &record).await
+                        let fetched = {
+                            let _receiving = self.inner.receive.lock().await;
+                            self.fetch_epochs(&conversation, &record).await
+                        };
+                        match fetched {
+                            Err(e) if super::deletion::is_gone(&e) => {
+                                self.conversation_gone(&conversation).await
+                            }
+                            other => other,
+                        }
                     }
                     Err(Error::UnknownConversation) => {
                         self.discover_conversations().await?;
@@ -207,15 +215,10 @@ impl<S: Store, T: Transport> Client<S, T> {
                 }
                 self.discover_conversations().await
             }
+            // A notice, not a deletion: the signed deletion is fetched and verified first.
             Frame::ConversationDeleted { conversation_id } => {
                 let conversation = ConversationId(unhex(&conversation_id)?);
-                if self.conv_record(&conversation).await.is_ok() {
-                    self.forget_conversation(&conversation).await?;
-                    self.inner
-                        .events
-                        .emit(Event::ConversationDeleted { conversation });
-                }
-                Ok(())
+                self.conversation_gone(&conversation).await
             }
             Frame::Unknown => Ok(()),
         }

@@ -60,17 +60,14 @@ impl<S: Store, T: Transport> Client<S, T> {
     /// Fetches new epochs and the envelopes after the stored cursor, and processes them in
     /// cursor order.
     pub async fn sync_conversation(&self, conversation: &ConversationId) -> Result<()> {
-        let _receiving = self.inner.receive.lock().await;
-        match self.sync_conversation_locked(conversation).await {
-            // Deleted at the relay (by another participant, or with its team) while this client
-            // was away: its push notice was missed.
-            Err(e) if e.relay_code() == Some("not_found") => {
-                self.forget_conversation(conversation).await?;
-                self.inner.events.emit(Event::ConversationDeleted {
-                    conversation: *conversation,
-                });
-                Ok(())
-            }
+        let synced = {
+            let _receiving = self.inner.receive.lock().await;
+            self.sync_conversation_locked(conversation).await
+        };
+        match synced {
+            // Gone at the relay (deleted by another participant while this client was away, or
+            // dropped by the relay): erased only for a signed deletion that verifies.
+            Err(e) if super::deletion::is_gone(&e) => self.conversation_gone(conversation).await,
             other => other,
         }
     }

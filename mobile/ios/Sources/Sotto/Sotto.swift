@@ -3793,6 +3793,18 @@ public enum SecurityWarning: Equatable, Hashable {
          * Which check failed.
          */code: String
     )
+    /**
+     * The relay says a conversation was deleted but served no signed deletion that verifies
+     * (none, or one by someone not allowed to delete it); its history is kept.
+     */
+    case unverifiedDeletion(
+        /**
+         * The conversation.
+         */conversationId: String, 
+        /**
+         * Why: the relay's error code or the deletion's refusal code.
+         */code: String
+    )
 
 
 
@@ -3836,6 +3848,9 @@ public struct FfiConverterTypeSecurityWarning: FfiConverterRustBuffer {
         )
         
         case 8: return .epochRefused(conversationId: try FfiConverterString.read(from: &buf), epoch: try FfiConverterUInt32.read(from: &buf), author: try FfiConverterOptionString.read(from: &buf), code: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 9: return .unverifiedDeletion(conversationId: try FfiConverterString.read(from: &buf), code: try FfiConverterString.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -3894,6 +3909,12 @@ public struct FfiConverterTypeSecurityWarning: FfiConverterRustBuffer {
             FfiConverterString.write(conversationId, into: &buf)
             FfiConverterUInt32.write(epoch, into: &buf)
             FfiConverterOptionString.write(author, into: &buf)
+            FfiConverterString.write(code, into: &buf)
+            
+        
+        case let .unverifiedDeletion(conversationId,code):
+            writeInt(&buf, Int32(9))
+            FfiConverterString.write(conversationId, into: &buf)
             FfiConverterString.write(code, into: &buf)
             
         }

@@ -5925,6 +5925,26 @@ sealed class SecurityWarning {
         companion object
     }
     
+    /**
+     * The relay says a conversation was deleted but served no signed deletion that verifies
+     * (none, or one by someone not allowed to delete it); its history is kept.
+     */
+    data class UnverifiedDeletion(
+        /**
+         * The conversation.
+         */
+        val `conversationId`: kotlin.String, 
+        /**
+         * Why: the relay's error code or the deletion's refusal code.
+         */
+        val `code`: kotlin.String) : SecurityWarning()
+        
+    {
+        
+
+        companion object
+    }
+    
 
     
 
@@ -5974,6 +5994,10 @@ public object FfiConverterTypeSecurityWarning : FfiConverterRustBuffer<SecurityW
                 FfiConverterString.read(buf),
                 FfiConverterUInt.read(buf),
                 FfiConverterOptionalString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            9 -> SecurityWarning.UnverifiedDeletion(
+                FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
@@ -6048,6 +6072,14 @@ public object FfiConverterTypeSecurityWarning : FfiConverterRustBuffer<SecurityW
                 + FfiConverterString.allocationSize(value.`code`)
             )
         }
+        is SecurityWarning.UnverifiedDeletion -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`conversationId`)
+                + FfiConverterString.allocationSize(value.`code`)
+            )
+        }
     }
 
     override fun write(value: SecurityWarning, buf: ByteBuffer) {
@@ -6100,6 +6132,12 @@ public object FfiConverterTypeSecurityWarning : FfiConverterRustBuffer<SecurityW
                 FfiConverterString.write(value.`conversationId`, buf)
                 FfiConverterUInt.write(value.`epoch`, buf)
                 FfiConverterOptionalString.write(value.`author`, buf)
+                FfiConverterString.write(value.`code`, buf)
+                Unit
+            }
+            is SecurityWarning.UnverifiedDeletion -> {
+                buf.putInt(9)
+                FfiConverterString.write(value.`conversationId`, buf)
                 FfiConverterString.write(value.`code`, buf)
                 Unit
             }
