@@ -952,3 +952,133 @@ async fn a_message_withheld_by_the_relay_shows_as_a_gap() {
     }
     assert_eq!(gaps, [(visitor.device_id(), 1)]);
 }
+
+/// A backup of the visitor restored into a fresh store, with its own transport.
+async fn restore_visitor(blob: &[u8]) -> (harness::TestClient, FlakyTransport) {
+    let (fresh, key) = TestRelay::store().await;
+    let store = EncryptedStore::open(fresh, key).await.unwrap();
+    let net = FlakyTransport::new();
+    let restored = Client::restore_backup(
+        store,
+        net.clone(),
+        blob,
+        OpenWith::Passphrase("correct horse battery staple"),
+    )
+    .await
+    .unwrap();
+    (restored, net)
+}
+
+async fn visitor_backup(w: &World) -> Vec<u8> {
+    w.visitor
+        .export_backup(SealTo::Passphrase {
+            passphrase: "correct horse battery staple",
+            params: KdfParams::new(64, 1, 1).unwrap(),
+        })
+        .await
+        .unwrap()
+}
+
+/// The last wire message `net` posted: its header and ciphertext.
+fn last_posted(net: &FlakyTransport) -> (sotto_core::conversation::MessageHeader, Vec<u8>) {
+    let wire = net.posted().pop().expect("a posted message");
+    let parsed = sotto_core::conversation::ParsedMessage::decode(&wire).unwrap();
+    let ciphertext_len = u32::from_be_bytes(
+        wire[sotto_core::conversation::message::HEADER_LEN..][..4]
+            .try_into()
+            .unwrap(),
+    ) as usize;
+    let start = sotto_core::conversation::message::HEADER_LEN + 4;
+    (*parsed.header(), wire[start..start + ciphertext_len].to_vec())
+}
+
+#[tokio::test]
+async fn a_restore_while_the_original_runs_never_reuses_a_message_key() {
+    let w = World::new().await;
+    w.visitor.send_text(&w.conversation, "one").await.unwrap();
+    let blob = visitor_backup(&w).await;
+    let (restored, restored_net) = restore_visitor(&blob).await;
+
+    // The restored installation opens epoch 1; the original, still running, then writes in
+    // epoch 1 too, from counter 0 on its own chain. The same words from both.
+    let a = restored
+        .send_text(&w.conversation, "same words")
+        .await
+        .unwrap();
+    w.visitor.sync().await.unwrap();
+    let b = w
+        .visitor
+        .send_text(&w.conversation, "same words")
+        .await
+        .unwrap();
+    assert_eq!((a.epoch, a.counter), (b.epoch, b.counter));
+    let (ha, ca) = last_posted(&restored_net);
+    let (hb, cb) = last_posted(&w.visitor_net);
+    assert_eq!((ha.sender, ha.epoch, ha.counter), (hb.sender, hb.epoch, hb.counter));
+    // Under one key and nonce the same words give the same ciphertext (and two different
+    // texts the XOR of their plaintexts).
+    assert_ne!(ca, cb, "two installations sealed under one message key and nonce");
+
+    // Every receiver shows both messages; none is dropped as a duplicate.
+    w.agent.sync().await.unwrap();
+    assert_eq!(
+        history_texts(&w.agent, &w.conversation).await,
+        ["one", "same words", "same words"]
+    );
+}
+
+#[tokio::test]
+async fn two_restores_of_one_backup_never_reuse_a_message_key() {
+    let w = World::new().await;
+    w.visitor.send_text(&w.conversation, "one").await.unwrap();
+    let blob = visitor_backup(&w).await;
+    let (first, first_net) = restore_visitor(&blob).await;
+    let (second, second_net) = restore_visitor(&blob).await;
+    first.send_text(&w.conversation, "from the first").await.unwrap();
+    let s = second
+        .send_text(&w.conversation, "same words")
+        .await
+        .unwrap();
+    // The first learns the epoch the second opened and writes in it.
+    first.sync().await.unwrap();
+    let f = first.send_text(&w.conversation, "same words").await.unwrap();
+    assert_eq!((f.epoch, f.counter), (s.epoch, s.counter));
+    let (_, cf) = last_posted(&first_net);
+    let (_, cs) = last_posted(&second_net);
+    assert_ne!(cf, cs, "two restores sealed under one message key and nonce");
+
+    w.agent.sync().await.unwrap();
+    assert_eq!(
+        history_texts(&w.agent, &w.conversation).await,
+        ["one", "from the first", "same words", "same words"]
+    );
+    // The original visitor device sees all of them too.
+    w.visitor.sync().await.unwrap();
+    assert_eq!(
+        history_texts(&w.visitor, &w.conversation).await,
+        ["one", "from the first", "same words", "same words"]
+    );
+}
+
+#[tokio::test]
+async fn a_visitors_system_message_is_refused_by_every_receiver() {
+    let w = World::new().await;
+    w.visitor.send_text(&w.conversation, "hello").await.unwrap();
+    let mut agent_events = w.agent.events();
+    let mut owner_events = w.owner.events();
+    // A visitor writing as the team: "Assigned to ..., customer identity verified".
+    let _ = w
+        .visitor
+        .send_system_note(&w.conversation, "Customer identity verified by the team")
+        .await;
+    w.agent.send_text(&w.conversation, "after").await.unwrap();
+    for (client, events) in [(&w.agent, &mut agent_events), (&w.owner, &mut owner_events)] {
+        client.sync().await.unwrap();
+        let history = client.history(&w.conversation, None, 100).await.unwrap();
+        assert!(
+            history.iter().all(|m| m.kind != MessageKind::System),
+            "a visitor's system note is shown"
+        );
+        drop(events);
+    }
+}
