@@ -98,6 +98,12 @@ pub enum MessageError {
     UnknownSender,
     /// The sender chain has used its last counter; a new epoch is needed.
     ChainExhausted,
+    /// The sender's side may not send this kind: a visitor device sending a system note
+    /// (speaking as the team), or a member device presenting a visitor identity.
+    KindNotAllowed,
+    /// The sender already has as many installations (instances) in this epoch as a receiver
+    /// keeps chains for.
+    TooManyInstances,
 }
 
 /// Why a conversation epoch record was refused.
@@ -224,6 +230,8 @@ impl Error {
                 MessageError::WrongChain => "message_wrong_chain",
                 MessageError::UnknownSender => "message_unknown_sender",
                 MessageError::ChainExhausted => "message_chain_exhausted",
+                MessageError::KindNotAllowed => "message_kind_not_allowed",
+                MessageError::TooManyInstances => "message_too_many_instances",
             },
         }
     }

@@ -325,15 +325,24 @@ impl EpochRecord {
 /// The key that verifies `sender`'s messages in the epoch of `record`, if `sender` may send
 /// `kind` there: one of the visitor's devices, or an active member device whose role may send
 /// (any read-permitted role may send ephemeral kinds such as receipts), or a member device
-/// removed since, whose role could, in an epoch opened before its removal.
+/// removed since, whose role could, in an epoch opened before its removal. Each side sends only
+/// its kinds: a visitor device never a system note (it would speak as the team), a member device
+/// never an identity presentation ([`MessageError::KindNotAllowed`](crate::MessageError)).
 pub fn sender_key(
     team: &TeamState,
     record: &EpochRecord,
     sender: &DeviceId,
     kind: super::MessageKind,
 ) -> Result<crate::crypto::sign::VerifyingKey> {
+    let refused = crate::error::MessageError::KindNotAllowed;
     if let Some(v) = record.visitor_devices.iter().find(|d| d.id() == *sender) {
-        return Ok(*v.identity());
+        return match kind.visitor_may_send() {
+            true => Ok(*v.identity()),
+            false => Err(refused.into()),
+        };
+    }
+    if !kind.member_may_send() {
+        return Err(refused.into());
     }
     let may = |role: crate::team::Role| {
         if kind.is_ephemeral() {
