@@ -262,6 +262,7 @@ impl<S: Store, T: Transport> Client<S, T> {
                 .get(&records::send_chain_id(
                     conversation,
                     latest.epoch,
+                    &self.inner.instance,
                     Stream::Durable,
                 )?)
                 .await?
