@@ -503,7 +503,7 @@ fn forge(
         signer,
         MessageKind::Text,
         text,
-        &MessageContext::of(&record),
+        &MessageContext::of(record),
     )
     .unwrap();
     // Header: version, suite, type, conversation[16], epoch u32, then the sender id.
