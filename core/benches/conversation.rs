@@ -33,8 +33,8 @@ use chacha20::ChaCha20Rng;
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use rand_core::{Rng, SeedableRng};
 use sotto_core::conversation::{
-    ChainId, ConversationId, EpochRecord, MessageKind, ParsedMessage, ReceiverChain, SenderChain,
-    open_batch, seal_message,
+    ChainId, ConversationId, EpochRecord, Instance, MessageContext, MessageKind, ParsedMessage,
+    ReceiverChain, SenderChain, open_batch, seal_message,
 };
 use sotto_core::crypto::secret::SecretBytes;
 use sotto_core::crypto::sign::VerifyingKey;
@@ -68,6 +68,16 @@ fn epoch_secret() -> SecretBytes<32> {
     SecretBytes::new([42; 32])
 }
 
+/// The fixed epoch's message context (a made-up team and record hash).
+fn context() -> MessageContext {
+    MessageContext {
+        conversation: CONVERSATION,
+        epoch: EPOCH,
+        team: sotto_core::team::TeamId([7; 16]),
+        record_hash: [8; 32],
+    }
+}
+
 /// A member device and the id of its durable (text) chain in the fixed epoch.
 struct Sender {
     device: Device,
@@ -81,6 +91,7 @@ impl Sender {
             conversation: CONVERSATION,
             epoch: EPOCH,
             sender: device.id(),
+            instance: Instance([1; 8]),
             stream: MessageKind::Text.stream(),
         };
         Sender { device, chain }
@@ -102,7 +113,16 @@ impl Sender {
     fn messages(&self, n: usize, content: &[u8]) -> Vec<Vec<u8>> {
         let mut chain = self.sender_chain();
         (0..n)
-            .map(|_| seal_message(&mut chain, &self.device, MessageKind::Text, content).unwrap())
+            .map(|_| {
+                seal_message(
+                    &mut chain,
+                    &self.device,
+                    MessageKind::Text,
+                    content,
+                    &context(),
+                )
+                .unwrap()
+            })
             .collect()
     }
 }
@@ -123,7 +143,7 @@ fn megolm_inbound(key: &SessionKey) -> InboundGroupSession {
 fn sotto_open(bytes: &[u8], key: &VerifyingKey, chain: &mut ReceiverChain) -> usize {
     ParsedMessage::decode(bytes)
         .unwrap()
-        .verify(key)
+        .verify(key, &context())
         .unwrap()
         .decrypt(chain)
         .unwrap()
@@ -148,7 +168,7 @@ fn check_round_trip(
     for (i, bytes) in sotto.iter().enumerate() {
         let opened = ParsedMessage::decode(bytes)
             .unwrap()
-            .verify(&sender.key())
+            .verify(&sender.key(), &context())
             .unwrap()
             .decrypt(&mut chain)
             .unwrap();
@@ -172,7 +192,14 @@ fn message_encrypt(c: &mut Criterion) {
     let mut chain = sender.sender_chain();
     let mut outbound = GroupSession::new(SessionConfig::version_1());
     let mut receiver = sender.receiver_chain();
-    let first = seal_message(&mut chain, &sender.device, MessageKind::Text, &pt).unwrap();
+    let first = seal_message(
+        &mut chain,
+        &sender.device,
+        MessageKind::Text,
+        &pt,
+        &context(),
+    )
+    .unwrap();
     assert_eq!(sotto_open(&first, &sender.key(), &mut receiver), TEXT_LEN);
 
     let mut g = c.benchmark_group("message_encrypt_100B");
@@ -184,6 +211,7 @@ fn message_encrypt(c: &mut Criterion) {
                 &sender.device,
                 MessageKind::Text,
                 black_box(&pt),
+                &context(),
             )
             .unwrap()
         })
@@ -270,7 +298,7 @@ fn history_decrypt(c: &mut Criterion) {
             .map(|b| ParsedMessage::decode(black_box(b)).unwrap())
             .collect();
         let mut chains = [chain];
-        let results = open_batch(parsed, &[key], &mut chains);
+        let results = open_batch(parsed, &[key], &[context()], &mut chains);
         (results, chains)
     };
     {

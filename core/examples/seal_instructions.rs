@@ -8,7 +8,9 @@ use std::hint::black_box;
 
 use chacha20::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
-use sotto_core::conversation::{ChainId, ConversationId, MessageKind, SenderChain, seal_message};
+use sotto_core::conversation::{
+    ChainId, ConversationId, Instance, MessageContext, MessageKind, SenderChain, seal_message,
+};
 use sotto_core::crypto::secret::SecretBytes;
 use sotto_core::device::{Device, DeviceKind};
 use vodozemac::megolm::{GroupSession, SessionConfig};
@@ -30,11 +32,24 @@ fn main() {
                 conversation: ConversationId([7; 16]),
                 epoch: 0,
                 sender: device.id(),
+                instance: Instance([1; 8]),
                 stream: MessageKind::Text.stream(),
+            };
+            let context = MessageContext {
+                conversation: id.conversation,
+                epoch: 0,
+                team: sotto_core::team::TeamId([8; 16]),
+                record_hash: [9; 32],
             };
             let mut chain = SenderChain::new(&SecretBytes::new([9; 32]), id);
             for _ in 0..n {
-                let sealed = seal_message(&mut chain, &device, MessageKind::Text, black_box(&text));
+                let sealed = seal_message(
+                    &mut chain,
+                    &device,
+                    MessageKind::Text,
+                    black_box(&text),
+                    &context,
+                );
                 black_box(sealed.map(|m| m.len()).unwrap_or(0));
             }
         }

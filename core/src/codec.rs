@@ -41,7 +41,12 @@ impl Writer {
     /// Writes the header of a state record for the client's store: [`STATE_VERSION`], then
     /// `state_type`.
     pub(crate) fn state_header(&mut self, state_type: u8) {
-        self.u8(STATE_VERSION);
+        self.state_header_version(STATE_VERSION, state_type);
+    }
+
+    /// The header of a state record whose layout has its own format version (chain states).
+    pub(crate) fn state_header_version(&mut self, version: u8, state_type: u8) {
+        self.u8(version);
         self.u8(state_type);
     }
 
@@ -191,8 +196,17 @@ impl<'a> Reader<'a> {
     /// Reads the header of a state record from the client's store: the state format version
     /// ([`STATE_VERSION`]), then the state type, which must be `expected`.
     pub(crate) fn state_header(&mut self, expected: u8) -> Result<()> {
+        self.state_header_version(STATE_VERSION, expected)
+    }
+
+    /// Reads the header of a state record whose layout has its own format version `version`.
+    pub(crate) fn state_header_version(
+        &mut self,
+        version_expected: u8,
+        expected: u8,
+    ) -> Result<()> {
         let version = self.u8()?;
-        if version != STATE_VERSION {
+        if version != version_expected {
             return Err(DecodeError::UnknownVersion(version).into());
         }
         let found = self.u8()?;

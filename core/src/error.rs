@@ -100,6 +100,12 @@ pub enum MessageError {
     ChainExhausted,
     /// The message is beyond the end of its epoch as the record that closed the epoch states.
     AfterClose,
+    /// The sender's side may not send this kind: a visitor device sending a system note
+    /// (speaking as the team), or a member device presenting a visitor identity.
+    KindNotAllowed,
+    /// The sender already has as many installations (instances) in this epoch as a receiver
+    /// keeps chains for.
+    TooManyInstances,
 }
 
 /// Why a conversation epoch record was refused.
@@ -253,6 +259,8 @@ impl Error {
                 MessageError::UnknownSender => "message_unknown_sender",
                 MessageError::ChainExhausted => "message_chain_exhausted",
                 MessageError::AfterClose => "message_after_close",
+                MessageError::KindNotAllowed => "message_kind_not_allowed",
+                MessageError::TooManyInstances => "message_too_many_instances",
             },
             Error::Deletion(d) => match d {
                 DeletionError::WrongTeam => "deletion_wrong_team",

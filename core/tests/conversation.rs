@@ -5,8 +5,10 @@
 use chacha20::ChaCha20Rng;
 use sotto_core::conversation::epoch::{EpochAuthor, EpochRecord, EpochWarning, sender_key};
 use sotto_core::conversation::identity::IdentityAssertion;
+use sotto_core::conversation::message::HEADER_LEN;
 use sotto_core::conversation::{
-    ChainId, ConversationId, MessageKind, ParsedMessage, ReceiverChain, SenderChain, seal_message,
+    ChainId, ConversationId, Instance, MessageContext, MessageKind, ParsedMessage, ReceiverChain,
+    SenderChain, seal_message,
 };
 use sotto_core::conversation::{EpochSecrets, HistoryGrant};
 use sotto_core::crypto::secret::SecretBytes;
@@ -29,9 +31,13 @@ fn chain(record: &EpochRecord, sender: &Device, kind: MessageKind) -> ChainId {
         conversation: record.conversation,
         epoch: record.epoch,
         sender: sender.id(),
+        instance: INSTANCE,
         stream: kind.stream(),
     }
 }
+
+/// The installation every device of these scenarios sends from, unless a test says otherwise.
+const INSTANCE: Instance = Instance([1; 8]);
 
 /// Receives one wire message the way a client does: parse, look up the sender's key in the
 /// team chain or the epoch's visitor devices, verify, decrypt.
@@ -45,7 +51,7 @@ fn receive(
     let parsed = ParsedMessage::decode(bytes)?;
     let header = *parsed.header();
     let key = sender_key(team, record, &header.sender, header.kind)?;
-    let verified = parsed.verify(&key)?;
+    let verified = parsed.verify(&key, &MessageContext::of(record))?;
     let id = header.chain();
     let index = match chains.iter().position(|c| *c.id() == id) {
         Some(i) => i,
@@ -150,6 +156,7 @@ fn agent_reads_the_visitors_message_and_replies() {
         &visitor.device,
         MessageKind::Text,
         b"my order 1234 is late",
+        &MessageContext::of(&record),
     )
     .unwrap();
     let mut agent_in = Vec::new();
@@ -167,6 +174,7 @@ fn agent_reads_the_visitors_message_and_replies() {
         &agent.device,
         MessageKind::Text,
         b"sorry, it ships today",
+        &MessageContext::of(&record),
     )
     .unwrap();
     let mut visitor_in = Vec::new();
@@ -202,6 +210,7 @@ fn a_later_agent_with_history_reads_old_epochs_and_a_viewer_cannot() {
         &visitor.device,
         MessageKind::Text,
         b"from before you joined",
+        &MessageContext::of(&record),
     )
     .unwrap();
 
@@ -254,6 +263,7 @@ fn a_viewer_added_later_reads_nothing_sent_before() {
             &visitor.device,
             MessageKind::Text,
             b"card 4242 4242 4242 4242",
+            &MessageContext::of(&record),
         )
         .unwrap();
         // The plain sequence: no rotation in between, the newcomer is simply added.
@@ -303,6 +313,7 @@ fn a_removed_agent_reads_nothing_sent_after_its_removal() {
         &visitor.device,
         MessageKind::Text,
         b"after the removal",
+        &MessageContext::of(&record),
     )
     .unwrap();
     assert_eq!(
@@ -451,7 +462,8 @@ fn nobody_forges_another_participants_messages() {
             &mut as_agent,
             &visitor.device,
             MessageKind::Text,
-            b"refund approved"
+            b"refund approved",
+            &MessageContext::of(&record),
         )
         .is_err()
     );
@@ -483,15 +495,28 @@ fn nobody_forges_another_participants_messages() {
     // A viewer's own, correctly signed message is refused: viewers may not send.
     let mut viewer_out =
         SenderChain::new(&secret, chain(&record, &viewer.device, MessageKind::Text));
-    let by_viewer =
-        seal_message(&mut viewer_out, &viewer.device, MessageKind::Text, b"hi").unwrap();
+    let by_viewer = seal_message(
+        &mut viewer_out,
+        &viewer.device,
+        MessageKind::Text,
+        b"hi",
+        &MessageContext::of(&record),
+    )
+    .unwrap();
     assert_eq!(
         receive(&w.state, &record, &secret, &mut Vec::new(), &by_viewer).unwrap_err(),
         Error::Message(MessageError::UnknownSender)
     );
     // Tampering with any byte of a genuine message is detected.
     let mut out = SenderChain::new(&secret, chain(&record, &visitor.device, MessageKind::Text));
-    let genuine = seal_message(&mut out, &visitor.device, MessageKind::Text, b"genuine").unwrap();
+    let genuine = seal_message(
+        &mut out,
+        &visitor.device,
+        MessageKind::Text,
+        b"genuine",
+        &MessageContext::of(&record),
+    )
+    .unwrap();
     for i in 0..genuine.len() {
         let mut t = genuine.clone();
         t[i] ^= 0x10;
@@ -512,7 +537,14 @@ fn forge(
     text: &[u8],
 ) -> Vec<u8> {
     let mut own = SenderChain::new(secret, chain(record, signer, MessageKind::Text));
-    let mut bytes = seal_message(&mut own, signer, MessageKind::Text, text).unwrap();
+    let mut bytes = seal_message(
+        &mut own,
+        signer,
+        MessageKind::Text,
+        text,
+        &MessageContext::of(record),
+    )
+    .unwrap();
     // Header: version, suite, type, conversation[16], epoch u32, then the sender id.
     bytes[3 + 16 + 4..3 + 16 + 4 + 32].copy_from_slice(&claimed.id().0);
     bytes
@@ -640,6 +672,7 @@ impl VouchedConversation {
                     &visitor.device,
                     MessageKind::Text,
                     text.as_bytes(),
+                    &MessageContext::of(&record),
                 )
                 .unwrap(),
             );
@@ -817,7 +850,14 @@ fn ephemeral_history_erases_old_epochs_and_retain_keeps_them() {
         let (old, old_secret) = visitor.open_epoch(&mut w, &team, Some(conversation), 0);
         let mut out =
             SenderChain::new(&old_secret, chain(&old, &visitor.device, MessageKind::Text));
-        let late = seal_message(&mut out, &visitor.device, MessageKind::Text, b"late").unwrap();
+        let late = seal_message(
+            &mut out,
+            &visitor.device,
+            MessageKind::Text,
+            b"late",
+            &MessageContext::of(&old),
+        )
+        .unwrap();
         old.verify(&w.state, None, CHECKED_AT).unwrap();
         secrets
             .insert(0, old.secret_for_member(&agent.keyring).unwrap())
@@ -904,7 +944,14 @@ fn what_a_removed_agent_wrote_before_its_removal_stays_verifiable_and_nothing_af
     let (before, _) = visitor.open_epoch(&mut w, &team, Some(conversation), 0);
     let secret = before.secret_for_member(&agent.keyring).unwrap();
     let mut out = SenderChain::new(&secret, chain(&before, &agent.device, MessageKind::Text));
-    let reply = seal_message(&mut out, &agent.device, MessageKind::Text, b"on its way").unwrap();
+    let reply = seal_message(
+        &mut out,
+        &agent.device,
+        MessageKind::Text,
+        b"on its way",
+        &MessageContext::of(&before),
+    )
+    .unwrap();
 
     w.owner_does(Change::RemoveMember {
         member: agent.member,
@@ -943,5 +990,194 @@ fn what_a_removed_agent_wrote_before_its_removal_stays_verifiable_and_nothing_af
     assert_eq!(
         sender_key(&w.state, &after, &agent.device.id(), MessageKind::Text).unwrap_err(),
         Error::Message(MessageError::UnknownSender)
+    );
+}
+
+#[test]
+fn a_visitors_system_note_is_refused_by_every_receiver() {
+    let mut w = World::new(40, Policy::default());
+    let agent = w.add(Role::Agent);
+    let other = w.add(Role::Agent);
+    let visitor = Visitor::new(&mut w.rng);
+    let team = w.verified();
+    let (record, secret) = visitor.open_epoch(&mut w, &team, None, 0);
+    let context = MessageContext::of(&record);
+
+    // A visitor's client in bad faith builds a system note ("Assigned to ..., customer identity
+    // verified") on its own chain; an honest sealer refuses to.
+    let mut out = SenderChain::new(
+        &secret,
+        chain(&record, &visitor.device, MessageKind::System),
+    );
+    assert_eq!(
+        seal_message(
+            &mut out,
+            &visitor.device,
+            MessageKind::System,
+            b"sotto.note\0Customer identity verified",
+            &context,
+        )
+        .unwrap_err(),
+        Error::Message(MessageError::KindNotAllowed)
+    );
+    let note = forge_kind(&secret, &record, &visitor.device, MessageKind::System);
+    for receiver in [&agent, &other] {
+        let state = &w.state;
+        let _ = receiver;
+        assert_eq!(
+            receive(state, &record, &secret, &mut Vec::new(), &note).unwrap_err(),
+            Error::Message(MessageError::KindNotAllowed)
+        );
+    }
+    assert_eq!(
+        sender_key(&w.state, &record, &visitor.device.id(), MessageKind::System).unwrap_err(),
+        Error::Message(MessageError::KindNotAllowed)
+    );
+    // The identity presentation is the visitor's own kind, and a member cannot send one.
+    let identity = forge_kind(&secret, &record, &visitor.device, MessageKind::Identity);
+    receive(&w.state, &record, &secret, &mut Vec::new(), &identity).unwrap();
+    let by_agent = forge_kind(&secret, &record, &agent.device, MessageKind::Identity);
+    assert_eq!(
+        receive(&w.state, &record, &secret, &mut Vec::new(), &by_agent).unwrap_err(),
+        Error::Message(MessageError::KindNotAllowed)
+    );
+    let note = forge_kind(&secret, &record, &agent.device, MessageKind::System);
+    receive(&w.state, &record, &secret, &mut Vec::new(), &note).unwrap();
+}
+
+/// A correctly signed message of `kind` by `sender`, built without the sealer's kind check, as a
+/// client in bad faith would.
+fn forge_kind(
+    secret: &SecretBytes<32>,
+    record: &EpochRecord,
+    sender: &Device,
+    kind: MessageKind,
+) -> Vec<u8> {
+    // Sealed as an allowed durable kind, then the kind byte is changed and the message signed
+    // again: the chain is the same (both durable), and the AEAD binds the header, so the
+    // ciphertext is sealed again under the changed header too.
+    let context = MessageContext::of(record);
+    let mut out = SenderChain::new(secret, chain(record, sender, kind));
+    let mut key_chain = SenderChain::new(secret, chain(record, sender, kind));
+    let (_, key) = key_chain.next_message_key().unwrap();
+    let probe = seal_message(&mut out, sender, MessageKind::Text, b"x", &context).unwrap();
+    let mut header = probe[..HEADER_LEN].to_vec();
+    header[HEADER_LEN - 1] = kind.to_byte();
+    let padded = sotto_core::conversation::padding::pad(b"forged", 65_536).unwrap();
+    let mut aad = header.clone();
+    aad.extend_from_slice(&record.team.0);
+    aad.extend_from_slice(&sotto_core::conversation::grant::epoch_record_hash(record));
+    let ciphertext = sotto_core::crypto::aead::seal(key.key(), key.nonce(), &aad, &padded);
+    let mut bytes = header;
+    bytes.extend_from_slice(&(ciphertext.len() as u32).to_be_bytes());
+    let mut statement = bytes.clone();
+    {
+        use sha2::{Digest, Sha256};
+        statement.extend_from_slice(&Sha256::digest(&ciphertext));
+    }
+    statement.extend_from_slice(&aad[HEADER_LEN..]);
+    bytes.extend_from_slice(&ciphertext);
+    let signature = sender.sign(
+        sotto_core::crypto::sign::SignatureContext::Message,
+        &statement,
+    );
+    bytes.extend_from_slice(signature.as_bytes());
+    bytes
+}
+
+#[test]
+fn a_message_moved_into_another_teams_conversation_is_refused() {
+    // Two teams; the same visitor device opens a conversation with the same id in both, and
+    // (a careless or hostile opener) the second reuses the first one's epoch secret.
+    let mut a = World::new(41, Policy::default());
+    let mut b = World::new(42, Policy::default());
+    let visitor = Visitor::new(&mut a.rng);
+    let conversation = ConversationId::random(&mut a.rng);
+    let team_a = a.verified();
+    let team_b = b.verified();
+    let (record_a, secret) = visitor.open_epoch(&mut a, &team_a, Some(conversation), 0);
+    let (record_b, _) = visitor.open_epoch(&mut b, &team_b, Some(conversation), 0);
+    assert_eq!(
+        (record_a.conversation, record_a.epoch),
+        (record_b.conversation, record_b.epoch)
+    );
+
+    let mut out = SenderChain::new(
+        &secret,
+        chain(&record_a, &visitor.device, MessageKind::Text),
+    );
+    let message = seal_message(
+        &mut out,
+        &visitor.device,
+        MessageKind::Text,
+        b"please refund to IBAN ...",
+        &MessageContext::of(&record_a),
+    )
+    .unwrap();
+    // Team B's members, holding the same secret, refuse it: it belongs to team A's record.
+    assert_eq!(
+        receive(&b.state, &record_b, &secret, &mut Vec::new(), &message).unwrap_err(),
+        Error::BadSignature
+    );
+    // Another record of the same team and epoch number (a relay swapping records) too.
+    let (other_a, _) = visitor.open_epoch(&mut a, &team_a, Some(conversation), 0);
+    assert_eq!(
+        receive(&a.state, &other_a, &secret, &mut Vec::new(), &message).unwrap_err(),
+        Error::BadSignature
+    );
+    // In its own team it opens.
+    assert_eq!(
+        receive(&a.state, &record_a, &secret, &mut Vec::new(), &message).unwrap(),
+        b"please refund to IBAN ..."
+    );
+}
+
+#[test]
+fn two_installations_of_one_device_never_reuse_a_key_and_both_are_received() {
+    let mut w = World::new(43, Policy::default());
+    let visitor = Visitor::new(&mut w.rng);
+    let team = w.verified();
+    let (record, secret) = visitor.open_epoch(&mut w, &team, None, 0);
+    let context = MessageContext::of(&record);
+    // The original and a restored copy of the visitor's device: same keys, same epoch, each
+    // with its own instance, both at counter 0.
+    let installations = [Instance([1; 8]), Instance::random(&mut w.rng)];
+    let sent: Vec<Vec<u8>> = installations
+        .iter()
+        .map(|&instance| {
+            let id = ChainId {
+                instance,
+                ..chain(&record, &visitor.device, MessageKind::Text)
+            };
+            let mut out = SenderChain::new(&secret, id);
+            seal_message(
+                &mut out,
+                &visitor.device,
+                MessageKind::Text,
+                b"same words",
+                &context,
+            )
+            .unwrap()
+        })
+        .collect();
+    let parsed: Vec<ParsedMessage> = sent
+        .iter()
+        .map(|b| ParsedMessage::decode(b).unwrap())
+        .collect();
+    assert_eq!(parsed[0].header().counter, parsed[1].header().counter);
+    assert_ne!(parsed[0].header().instance, parsed[1].header().instance);
+    assert_ne!(parsed[0].ciphertext(), parsed[1].ciphertext());
+    let mut chains = Vec::new();
+    for bytes in &sent {
+        assert_eq!(
+            receive(&w.state, &record, &secret, &mut chains, bytes).unwrap(),
+            b"same words"
+        );
+    }
+    assert_eq!(chains.len(), 2);
+    // A replay of either is still a duplicate.
+    assert_eq!(
+        receive(&w.state, &record, &secret, &mut chains, &sent[1]).unwrap_err(),
+        Error::Message(MessageError::Duplicate)
     );
 }

@@ -76,7 +76,18 @@ fn chain_id(conversation: ConversationId, sender: DeviceId, stream: Stream) -> C
         conversation,
         epoch: EPOCH,
         sender,
+        instance: sotto_core::conversation::Instance([3; 8]),
         stream,
+    }
+}
+
+/// The epoch's context: a fixed team and record hash (these properties are about one chain).
+fn ctx(conversation: ConversationId) -> sotto_core::conversation::MessageContext {
+    sotto_core::conversation::MessageContext {
+        conversation,
+        epoch: EPOCH,
+        team: sotto_core::team::TeamId([4; 16]),
+        record_hash: [5; 32],
     }
 }
 
@@ -186,8 +197,22 @@ fn world() -> &'static World {
                             let content = random_payload(&mut rng);
                             let kind = kind_of(stream);
                             Sent {
-                                bytes: seal_message(&mut chain, &device, kind, &content).unwrap(),
-                                forged: seal_message(&mut forger, &device, kind, &content).unwrap(),
+                                bytes: seal_message(
+                                    &mut chain,
+                                    &device,
+                                    kind,
+                                    &content,
+                                    &ctx(conversation),
+                                )
+                                .unwrap(),
+                                forged: seal_message(
+                                    &mut forger,
+                                    &device,
+                                    kind,
+                                    &content,
+                                    &ctx(conversation),
+                                )
+                                .unwrap(),
                                 content,
                             }
                         })
@@ -245,7 +270,7 @@ impl Receiver {
             .keys
             .get(&header.sender)
             .ok_or(Error::Message(MessageError::UnknownSender))?;
-        let verified = parsed.verify(key)?;
+        let verified = parsed.verify(key, &ctx(header.conversation))?;
         let chain = self
             .chains
             .iter_mut()
@@ -613,11 +638,13 @@ impl LimitWorld {
             chain.next_message_key().unwrap();
         }
         assert_eq!(chain.next_counter(), counter);
+        let context = ctx(chain.id().conversation);
         seal_message(
             &mut chain,
             &self.device,
             MessageKind::Text,
             &limit_payload(counter),
+            &context,
         )
         .unwrap()
     }
@@ -698,7 +725,10 @@ fn run_limits(ops: &[LimitOp]) -> std::result::Result<Vec<Result<Gap>>, TestCase
         };
         let bytes = lw.message(counter, forged);
         let verified = ParsedMessage::decode(&bytes)
-            .and_then(|p| p.verify(&lw.key))
+            .and_then(|p| {
+                let context = ctx(p.header().conversation);
+                p.verify(&lw.key, &context)
+            })
             .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
         let before = chain.export().to_vec();
         let result = verified.decrypt(&mut chain);

@@ -8,7 +8,7 @@ use sotto_core::conversation::epoch::{
     Admission, EpochAuthor, EpochRecord, MAX_CLOSES, MAX_VISITOR_DEVICES, SenderClose,
     admit_message, epoch_expired, sender_key,
 };
-use sotto_core::conversation::{ConversationId, MessageKind};
+use sotto_core::conversation::{ConversationId, Instance, MessageKind};
 use sotto_core::device::{Device, DeviceId, DeviceKind};
 use sotto_core::team::attestation::MAX_CLOCK_SKEW_SECS;
 use sotto_core::team::{Change, Policy, Role, TeamState};
@@ -54,7 +54,7 @@ fn altered(record: &EpochRecord, change: impl FnOnce(&mut EpochRecord)) -> Epoch
 fn close(sender: DeviceId, instance: u8, next: u32) -> SenderClose {
     SenderClose {
         sender,
-        instance: [instance; 8],
+        instance: Instance([instance; 8]),
         next,
     }
 }
@@ -210,11 +210,11 @@ fn closes_are_sorted_without_repeats_and_bounded() {
     );
     let known = Some(first.visitor_devices.as_slice());
     second.verify(&w.state, known, CHECKED_AT).unwrap();
-    assert_eq!(second.closed_at(&a, &[0; 8]), Some(1));
-    assert_eq!(second.closed_at(&a, &[1; 8]), Some(2));
-    assert_eq!(second.closed_at(&b, &[0; 8]), Some(3));
-    assert_eq!(second.closed_at(&b, &[1; 8]), Some(0));
-    assert_eq!(first.closed_at(&a, &[0; 8]), None);
+    assert_eq!(second.closed_at(&a, &Instance([0; 8])), Some(1));
+    assert_eq!(second.closed_at(&a, &Instance([1; 8])), Some(2));
+    assert_eq!(second.closed_at(&b, &Instance([0; 8])), Some(3));
+    assert_eq!(second.closed_at(&b, &Instance([1; 8])), Some(0));
+    assert_eq!(first.closed_at(&a, &Instance([0; 8])), None);
 
     // A served record with closes out of order or repeated is refused before its signature.
     for closes in [
@@ -349,7 +349,7 @@ fn a_message_counts_where_the_close_of_its_epoch_says() {
         &[&v],
     );
     let unstated = open(&mut w, &v, &team, c, 1, Some((&first, None)), &[&v]);
-    let i = [0; 8];
+    let i = Instance([0; 8]);
     let cases = [
         // An open epoch: a sender active now counts, a removed one waits for the close.
         (None, &a, 5, false, Admission::Accept),
@@ -372,9 +372,20 @@ fn a_message_counts_where_the_close_of_its_epoch_says() {
             "{sender:?} {counter} former={former}"
         );
     }
+    // An unlisted installation of the closing author's own device has no stated end: a
+    // restored installation does not know how far its predecessor got.
+    assert_eq!(closed.closed_at(&v.id(), &Instance([7; 8])), None);
+    assert_eq!(
+        admit_message(Some(&closed), &v.id(), &Instance([7; 8]), 3, false),
+        Admission::Accept
+    );
+    assert_eq!(
+        admit_message(Some(&closed), &v.id(), &Instance([7; 8]), 3, true),
+        Admission::AfterClose
+    );
     // Another installation of the same device has its own end.
     assert_eq!(
-        admit_message(Some(&closed), &a, &[1; 8], 0, false),
+        admit_message(Some(&closed), &a, &Instance([1; 8]), 0, false),
         Admission::AfterClose
     );
 }

@@ -12,13 +12,14 @@ use std::path::PathBuf;
 use chacha20::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use sotto_core::codec::Decode;
 use sotto_core::codec::Encode;
 use sotto_core::conversation::attachment::{decrypt_attachment, encrypt_attachment};
 use sotto_core::conversation::epoch::{EpochAuthor, EpochRecord, SenderClose};
 use sotto_core::conversation::{
-    AttachmentRef, ChainId, ConversationDeletion, ConversationId, DeletionAuthority, MessageKind,
-    ParsedMessage, ReceiverChain, SenderChain, seal_message,
+    AttachmentRef, ChainId, ConversationDeletion, ConversationId, DeletionAuthority, Instance,
+    MessageContext, MessageKind, ParsedMessage, ReceiverChain, SenderChain, seal_message,
 };
 use sotto_core::crypto::aead::{self, AeadKey};
 use sotto_core::crypto::agreement::AgreementSecret;
@@ -329,7 +330,7 @@ fn team_vectors(rng: &mut ChaCha20Rng) -> Value {
         .iter()
         .map(|d| SenderClose {
             sender: d.id(),
-            instance: [0; 8],
+            instance: Instance([0x11; 8]),
             next: 1,
         })
         .collect();
@@ -348,14 +349,28 @@ fn team_vectors(rng: &mut ChaCha20Rng) -> Value {
         conversation,
         epoch: 0,
         sender: d.id(),
+        instance: Instance([0x11; 8]),
         stream: MessageKind::Text.stream(),
     };
+    let context = MessageContext::of(&record);
     let mut visitor_out = SenderChain::new(&secret, text_chain(&visitor));
-    let from_visitor =
-        seal_message(&mut visitor_out, &visitor, MessageKind::Text, b"hello team").expect("seal");
+    let from_visitor = seal_message(
+        &mut visitor_out,
+        &visitor,
+        MessageKind::Text,
+        b"hello team",
+        &context,
+    )
+    .expect("seal");
     let mut agent_out = SenderChain::new(&secret, text_chain(&agent));
-    let from_agent =
-        seal_message(&mut agent_out, &agent, MessageKind::Text, b"hello visitor").expect("seal");
+    let from_agent = seal_message(
+        &mut agent_out,
+        &agent,
+        MessageKind::Text,
+        b"hello visitor",
+        &context,
+    )
+    .expect("seal");
     let file = b"attachment bytes, short enough for one chunk";
     let (blob, reference) =
         encrypt_attachment(rng, file, "note.txt", "text/plain").expect("attachment");
@@ -370,6 +385,7 @@ fn team_vectors(rng: &mut ChaCha20Rng) -> Value {
         "epoch_record": h(&record.to_wire()),
         "epoch_secret": h(secret.expose()),
         "epoch_record_next": h(&next_record.to_wire()),
+        "epoch_record_hash": h(&context.record_hash),
         "message_from_visitor": { "text": h(b"hello team"), "wire": h(&from_visitor) },
         "message_from_agent": { "text": h(b"hello visitor"), "wire": h(&from_agent) },
         "attachment": { "plaintext": h(file), "blob": h(&blob), "reference": h(&reference.encode_to_vec()) },
@@ -415,7 +431,7 @@ fn checked_in_team_vectors_verify_independently() {
             .author,
         EpochAuthor::Member
     );
-    assert_eq!(next.closed_at(&agent.id(), &[0; 8]), Some(1));
+    assert_eq!(next.closed_at(&agent.id(), &Instance([0x11; 8])), Some(1));
     let secret = record
         .secret_for_member(&keyring)
         .expect("agent opens the epoch");
@@ -428,6 +444,14 @@ fn checked_in_team_vectors_verify_independently() {
             .ct_eq(&secret)
     );
 
+    // The message context: the team and the record's hash (PROTOCOL §7.4, §7.12).
+    let context = MessageContext::of(&record);
+    let mut h = Sha256::new();
+    h.update(b"sotto/v1/epoch-record-hash\0");
+    h.update(unhex(&t["epoch_record"]));
+    let digest: [u8; 32] = h.finalize().into();
+    assert_eq!(context.record_hash, digest);
+    assert_eq!(context.record_hash.to_vec(), unhex(&t["epoch_record_hash"]));
     for (key, sender) in [
         ("message_from_visitor", *visitor.record().identity()),
         ("message_from_agent", *agent.record().identity()),
@@ -435,7 +459,7 @@ fn checked_in_team_vectors_verify_independently() {
         let parsed = ParsedMessage::decode(&unhex(&t[key]["wire"])).expect("message decodes");
         let mut chain = ReceiverChain::new(&secret, parsed.header().chain());
         let opened = parsed
-            .verify(&sender)
+            .verify(&sender, &context)
             .expect("signature")
             .decrypt(&mut chain)
             .expect("decrypts");

@@ -81,7 +81,10 @@ async fn envelopes_round_trip_with_cursors_and_acks() {
     );
     let opened = ParsedMessage::decode(&sent[0])
         .unwrap()
-        .verify(w.visitor.device.record().identity())
+        .verify(
+            w.visitor.device.record().identity(),
+            &common::context(w.conversation.id, 0),
+        )
         .unwrap()
         .decrypt(&mut rx)
         .unwrap();
@@ -141,12 +144,14 @@ async fn envelopes_round_trip_with_cursors_and_acks() {
         now(),
     )
     .unwrap();
+    register_epoch(&record1);
     let mut chain1 = sotto_core::conversation::SenderChain::new(
         &secret1,
         sotto_core::conversation::ChainId {
             conversation: w.conversation.id,
             epoch: 1,
             sender: w.visitor.device.id(),
+            instance: sotto_core::conversation::Instance([1; 8]),
             stream: sotto_core::conversation::Stream::Durable,
         },
     );

@@ -263,7 +263,9 @@ async fn the_database_holds_only_ciphertext() {
         let parsed = ParsedMessage::decode(&bytes).unwrap();
         let h = *parsed.header();
         let key = sender_key(&w.team.state, &w.conversation.record, &h.sender, h.kind).unwrap();
-        let verified = parsed.verify(&key).unwrap();
+        let verified = parsed
+            .verify(&key, &common::context(h.conversation, h.epoch))
+            .unwrap();
         let i = match chains.iter().position(|c| *c.id() == h.chain()) {
             Some(i) => i,
             None => {

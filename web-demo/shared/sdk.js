@@ -125,9 +125,16 @@ export function renderMessage(message, { fetchAttachment, senderName }) {
     if (safeType(a.mimeType).startsWith('image/') && message.cursor !== null) {
       show().catch(() => { link.textContent += ' (could not be decrypted)'; });
     }
-  } else {
+  } else if (message.kind === 'identity') {
+    // The visitor's identity assertion: the verified customer id arrives as its own event.
     li.className = 'msg system';
-    li.textContent = message.text ?? message.kind;
+    li.textContent = 'Identity presented';
+  } else {
+    // A team note (only member devices may write one; the core refuses a visitor's): always
+    // shown with the device that wrote it, never as an anonymous team voice.
+    li.className = 'msg system';
+    const by = message.mine ? 'you' : senderName(message.sender);
+    li.textContent = `${message.text ?? message.kind} (note by ${by})`;
   }
   const meta = document.createElement('span');
   meta.className = 'meta';

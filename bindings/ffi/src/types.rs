@@ -226,8 +226,10 @@ pub enum MessageType {
     Typing,
     /// A receipt (ephemeral).
     Receipt,
-    /// A client-generated event.
+    /// A note by the team (member devices only).
     System,
+    /// A visitor presenting its identity assertion (visitor devices only).
+    Identity,
 }
 
 impl From<MessageKind> for MessageType {
@@ -240,6 +242,7 @@ impl From<MessageKind> for MessageType {
             MessageKind::Typing => MessageType::Typing,
             MessageKind::Receipt => MessageType::Receipt,
             MessageKind::System => MessageType::System,
+            MessageKind::Identity => MessageType::Identity,
         }
     }
 }

@@ -1627,7 +1627,12 @@ class MessageType(enum.Enum):
     
     SYSTEM = 6
     """
-    A client-generated event.
+    A note by the team (member devices only).
+"""
+    
+    IDENTITY = 7
+    """
+    A visitor presenting its identity assertion (visitor devices only).
 """
     
 
@@ -1650,6 +1655,8 @@ class _UniffiFfiConverterTypeMessageType(_UniffiConverterRustBuffer):
             return MessageType.RECEIPT
         if variant == 7:
             return MessageType.SYSTEM
+        if variant == 8:
+            return MessageType.IDENTITY
         raise InternalError("Raw enum value doesn't match any cases")
 
     @staticmethod
@@ -1667,6 +1674,8 @@ class _UniffiFfiConverterTypeMessageType(_UniffiConverterRustBuffer):
         if value == MessageType.RECEIPT:
             return
         if value == MessageType.SYSTEM:
+            return
+        if value == MessageType.IDENTITY:
             return
         raise ValueError(value)
 
@@ -1686,6 +1695,8 @@ class _UniffiFfiConverterTypeMessageType(_UniffiConverterRustBuffer):
             buf.write_i32(6)
         if value == MessageType.SYSTEM:
             buf.write_i32(7)
+        if value == MessageType.IDENTITY:
+            buf.write_i32(8)
 
 
 

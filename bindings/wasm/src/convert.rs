@@ -65,6 +65,7 @@ fn kind(kind: MessageKind) -> &'static str {
         MessageKind::Typing => "typing",
         MessageKind::Receipt => "receipt",
         MessageKind::System => "system",
+        MessageKind::Identity => "identity",
     }
 }
 

@@ -43,7 +43,7 @@ export interface Message {
   /** The sending device. */
   sender: string;
   mine: boolean;
-  kind: "text" | "attachment" | "edit" | "delete" | "typing" | "receipt" | "system";
+  kind: "text" | "attachment" | "edit" | "delete" | "typing" | "receipt" | "system" | "identity";
   /** The text, for text messages. */
   text?: string;
   attachment?: AttachmentInfo;

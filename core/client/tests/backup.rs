@@ -45,6 +45,7 @@ fn client_secrets(seed: u64) -> Vec<BackupEntry> {
         conversation: ConversationId([3; 16]),
         epoch: 2,
         sender: device.id(),
+        instance: sotto_core::conversation::Instance([4; 8]),
         stream: Stream::Durable,
     };
     let epoch_secret = SecretBytes::<32>::random(&mut r);

@@ -952,3 +952,306 @@ async fn a_message_withheld_by_the_relay_shows_as_a_gap() {
     }
     assert_eq!(gaps, [(visitor.device_id(), 1)]);
 }
+
+/// A backup of the visitor restored into a fresh store, with its own transport.
+async fn restore_visitor(blob: &[u8]) -> (harness::TestClient, FlakyTransport) {
+    let (fresh, key) = TestRelay::store().await;
+    let store = EncryptedStore::open(fresh, key).await.unwrap();
+    let net = FlakyTransport::new();
+    let restored = Client::restore_backup(
+        store,
+        net.clone(),
+        blob,
+        OpenWith::Passphrase("correct horse battery staple"),
+    )
+    .await
+    .unwrap();
+    (restored, net)
+}
+
+async fn visitor_backup(w: &World) -> Vec<u8> {
+    w.visitor
+        .export_backup(SealTo::Passphrase {
+            passphrase: "correct horse battery staple",
+            params: KdfParams::new(64, 1, 1).unwrap(),
+        })
+        .await
+        .unwrap()
+}
+
+/// The last wire message `net` posted: its header and ciphertext.
+fn last_posted(net: &FlakyTransport) -> (sotto_core::conversation::MessageHeader, Vec<u8>) {
+    let wire = net.posted().pop().expect("a posted message");
+    let parsed = sotto_core::conversation::ParsedMessage::decode(&wire).unwrap();
+    let ciphertext_len = u32::from_be_bytes(
+        wire[sotto_core::conversation::message::HEADER_LEN..][..4]
+            .try_into()
+            .unwrap(),
+    ) as usize;
+    let start = sotto_core::conversation::message::HEADER_LEN + 4;
+    (
+        *parsed.header(),
+        wire[start..start + ciphertext_len].to_vec(),
+    )
+}
+
+#[tokio::test]
+async fn a_restore_while_the_original_runs_never_reuses_a_message_key() {
+    let w = World::new().await;
+    w.visitor.send_text(&w.conversation, "one").await.unwrap();
+    let blob = visitor_backup(&w).await;
+    let (restored, restored_net) = restore_visitor(&blob).await;
+
+    // The restored installation opens epoch 1; the original, still running, then writes in
+    // epoch 1 too, from counter 0 on its own chain. The same words from both.
+    let a = restored
+        .send_text(&w.conversation, "same words")
+        .await
+        .unwrap();
+    w.visitor.sync().await.unwrap();
+    let b = w
+        .visitor
+        .send_text(&w.conversation, "same words")
+        .await
+        .unwrap();
+    assert_eq!((a.epoch, a.counter), (b.epoch, b.counter));
+    let (ha, ca) = last_posted(&restored_net);
+    let (hb, cb) = last_posted(&w.visitor_net);
+    assert_eq!(
+        (ha.sender, ha.epoch, ha.counter),
+        (hb.sender, hb.epoch, hb.counter)
+    );
+    // Under one key and nonce the same words give the same ciphertext (and two different
+    // texts the XOR of their plaintexts).
+    assert_ne!(
+        ca, cb,
+        "two installations sealed under one message key and nonce"
+    );
+
+    // Every receiver shows both messages; none is dropped as a duplicate.
+    w.agent.sync().await.unwrap();
+    assert_eq!(
+        history_texts(&w.agent, &w.conversation).await,
+        ["one", "same words", "same words"]
+    );
+}
+
+#[tokio::test]
+async fn two_restores_of_one_backup_never_reuse_a_message_key() {
+    let w = World::new().await;
+    w.visitor.send_text(&w.conversation, "one").await.unwrap();
+    let blob = visitor_backup(&w).await;
+    let (first, first_net) = restore_visitor(&blob).await;
+    let (second, second_net) = restore_visitor(&blob).await;
+    first
+        .send_text(&w.conversation, "from the first")
+        .await
+        .unwrap();
+    let s = second
+        .send_text(&w.conversation, "same words")
+        .await
+        .unwrap();
+    // The first learns the epoch the second opened and writes in it.
+    first.sync().await.unwrap();
+    let f = first
+        .send_text(&w.conversation, "same words")
+        .await
+        .unwrap();
+    assert_eq!((f.epoch, f.counter), (s.epoch, s.counter));
+    let (_, cf) = last_posted(&first_net);
+    let (_, cs) = last_posted(&second_net);
+    assert_ne!(
+        cf, cs,
+        "two restores sealed under one message key and nonce"
+    );
+
+    w.agent.sync().await.unwrap();
+    assert_eq!(
+        history_texts(&w.agent, &w.conversation).await,
+        ["one", "from the first", "same words", "same words"]
+    );
+    // The original visitor device sees all of them too.
+    w.visitor.sync().await.unwrap();
+    assert_eq!(
+        history_texts(&w.visitor, &w.conversation).await,
+        ["one", "from the first", "same words", "same words"]
+    );
+}
+
+/// A correctly signed message of `kind` that `client`'s device seals with its keys and the
+/// epoch secret from its own store, without the sealer's checks: what a visitor's client in bad
+/// faith sends.
+async fn forge_kind(
+    client: &harness::TestClient,
+    conversation: &sotto_core::conversation::ConversationId,
+    kind: MessageKind,
+    content: &[u8],
+) -> Vec<u8> {
+    use sotto_client::store::{Namespace, RecordId};
+    use sotto_core::codec::Reader;
+    use sotto_core::conversation::message::HEADER_LEN;
+    use sotto_core::conversation::{
+        ChainId, EpochRecord, Instance, MessageContext, SenderChain, seal_message,
+    };
+    use sotto_core::wire::WireObject;
+    let store = client.store();
+    let rid = |ns: &str, key: Vec<u8>| RecordId::new(&Namespace::new(ns).unwrap(), key).unwrap();
+    let account = store
+        .get(&rid("account", b"device".to_vec()))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut r = Reader::new(&account.value);
+    r.u8().unwrap();
+    r.bytes_u16(2048).unwrap();
+    let _: [u8; 16] = r.array().unwrap();
+    let device = sotto_core::device::Device::import_secrets(r.bytes_u32(65_536).unwrap()).unwrap();
+    let mut key = conversation.0.to_vec();
+    key.extend_from_slice(&0u32.to_be_bytes());
+    let record = EpochRecord::from_wire(
+        &store
+            .get(&rid("conv.epoch", key))
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+    )
+    .unwrap();
+    let secret = record.secret_for_visitor(&device).unwrap();
+    let context = MessageContext::of(&record);
+    let id = ChainId {
+        conversation: *conversation,
+        epoch: 0,
+        sender: device.id(),
+        instance: Instance([0xee; 8]),
+        stream: kind.stream(),
+    };
+    let probe = seal_message(
+        &mut SenderChain::new(&secret, id),
+        &device,
+        MessageKind::Text,
+        b"x",
+        &context,
+    )
+    .unwrap();
+    let (_, message_key) = SenderChain::new(&secret, id).next_message_key().unwrap();
+    let mut header = probe[..HEADER_LEN].to_vec();
+    header[HEADER_LEN - 1] = kind.to_byte();
+    let padded = sotto_core::conversation::padding::pad(content, 65_536).unwrap();
+    let mut aad = header.clone();
+    aad.extend_from_slice(&record.team.0);
+    aad.extend_from_slice(&context.record_hash);
+    let ciphertext =
+        sotto_core::crypto::aead::seal(message_key.key(), message_key.nonce(), &aad, &padded);
+    let mut bytes = header;
+    bytes.extend_from_slice(&(ciphertext.len() as u32).to_be_bytes());
+    let mut statement = bytes.clone();
+    {
+        use sha2::{Digest, Sha256};
+        statement.extend_from_slice(&Sha256::digest(&ciphertext));
+    }
+    statement.extend_from_slice(&aad[HEADER_LEN..]);
+    bytes.extend_from_slice(&ciphertext);
+    let signature = device.sign(
+        sotto_core::crypto::sign::SignatureContext::Message,
+        &statement,
+    );
+    bytes.extend_from_slice(signature.as_bytes());
+    bytes
+}
+
+#[tokio::test]
+async fn a_visitors_system_message_is_refused_by_every_receiver() {
+    let w = World::new().await;
+    w.visitor.send_text(&w.conversation, "hello").await.unwrap();
+    w.agent.sync().await.unwrap();
+    w.owner.sync().await.unwrap();
+    let mut agent_events = w.agent.events();
+    let mut owner_events = w.owner.events();
+    // An honest visitor client refuses to write a team note.
+    assert_eq!(
+        w.visitor
+            .send_system_note(&w.conversation, "Customer identity verified")
+            .await
+            .unwrap_err()
+            .code(),
+        "message_kind_not_allowed"
+    );
+    // A visitor's client in bad faith writes one anyway ("Assigned to ..., customer identity
+    // verified"): correctly signed and encrypted, posted in place of a text.
+    let note = forge_kind(
+        &w.visitor,
+        &w.conversation,
+        MessageKind::System,
+        b"sotto.note\0Customer identity verified by the team",
+    )
+    .await;
+    w.visitor_net.replace_next_post(note);
+    w.visitor.send_text(&w.conversation, "decoy").await.unwrap();
+    w.agent.send_text(&w.conversation, "after").await.unwrap();
+    for (client, events) in [(&w.agent, &mut agent_events), (&w.owner, &mut owner_events)] {
+        client.sync().await.unwrap();
+        let history = client.history(&w.conversation, None, 100).await.unwrap();
+        assert!(
+            history.iter().all(|m| m.kind != MessageKind::System),
+            "a visitor's system note is shown"
+        );
+        assert_eq!(harness::texts(&history), ["hello", "after"]);
+        let code = wait_for(events, |e| match e {
+            Event::Warning(Warning::Undecryptable { code, .. }) => Some(*code),
+            _ => None,
+        })
+        .await;
+        assert_eq!(code, "message_kind_not_allowed");
+    }
+    // A member's note is shown, with the device that wrote it.
+    w.agent
+        .send_system_note(&w.conversation, "Assigned to Dana")
+        .await
+        .unwrap();
+    w.visitor.sync().await.unwrap();
+    let history = w.visitor.history(&w.conversation, None, 100).await.unwrap();
+    let notes: Vec<_> = history
+        .iter()
+        .filter_map(|m| sotto_client::client::system_note(m).map(|t| (t.to_string(), m.sender)))
+        .collect();
+    assert_eq!(
+        notes,
+        [("Assigned to Dana".to_string(), w.agent.device_id())]
+    );
+}
+
+#[tokio::test]
+async fn the_client_lists_each_installations_durable_chain_per_epoch() {
+    let w = World::new().await;
+    w.visitor.send_text(&w.conversation, "one").await.unwrap();
+    w.visitor.send_text(&w.conversation, "two").await.unwrap();
+    let blob = visitor_backup(&w).await;
+    let (restored, _) = restore_visitor(&blob).await;
+    assert_ne!(restored.instance(), w.visitor.instance());
+    restored.send_text(&w.conversation, "three").await.unwrap();
+    w.agent.sync().await.unwrap();
+    w.agent.send_text(&w.conversation, "reply").await.unwrap();
+    let positions = w.agent.chain_positions(&w.conversation).await.unwrap();
+    let seen: Vec<_> = positions
+        .iter()
+        .map(|p| (p.epoch, p.sender, p.instance, p.next, p.own))
+        .collect();
+    let visitor = w.visitor.device_id();
+    let mut expected = vec![
+        (0, visitor, w.visitor.instance(), 2, false),
+        (1, visitor, restored.instance(), 1, false),
+        (1, w.agent.device_id(), w.agent.instance(), 1, true),
+    ];
+    expected.sort_by_key(|e| (e.0, e.1, e.2, e.4));
+    assert_eq!(seen, expected);
+    // The visitor's own chain.
+    let own = w.visitor.chain_positions(&w.conversation).await.unwrap();
+    assert!(own.contains(&sotto_client::client::ChainPosition {
+        epoch: 0,
+        sender: visitor,
+        instance: w.visitor.instance(),
+        next: 2,
+        own: true,
+    }));
+}

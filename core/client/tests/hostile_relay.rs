@@ -10,7 +10,8 @@ use rand_core::SeedableRng;
 use sotto_client::client::{Event, EventStream, TeamRef, Warning};
 use sotto_client::store::{EncryptedStore, MemoryStore, Namespace, Query, RecordId};
 use sotto_core::conversation::{
-    ChainId, ConversationId, EpochRecord, MessageKind, SenderChain, seal_message,
+    ChainId, ConversationId, EpochRecord, Instance, MessageContext, MessageKind, SenderChain,
+    seal_message,
 };
 use sotto_core::device::{Device, DeviceKind};
 use sotto_core::team::{Link, TeamKeyring, TeamState};
@@ -158,6 +159,7 @@ struct Fired {
     device: Device,
     old_chain: TeamState,
     keyring: TeamKeyring,
+    instance: Instance,
     epoch0: EpochRecord,
 }
 
@@ -171,6 +173,7 @@ async fn fire_the_agent(w: &World) -> Fired {
         device: stolen_device(w.agent.store()).await,
         old_chain: stolen_state(w.agent.store(), &w.team).await,
         keyring: stolen_keyring(w.agent.store(), &w.team).await,
+        instance: w.agent.instance(),
         epoch0: stored_epoch(w.agent.store(), &w.conversation, 0).await,
     };
     w.owner
@@ -217,6 +220,7 @@ async fn a_removed_agent_and_the_relay_cannot_open_an_epoch_after_the_removal() 
             conversation: w.conversation,
             epoch: 1,
             sender: fired.device.id(),
+            instance: fired.instance,
             stream: MessageKind::Text.stream(),
         },
     );
@@ -225,6 +229,7 @@ async fn a_removed_agent_and_the_relay_cannot_open_an_epoch_after_the_removal() 
         &fired.device,
         MessageKind::Text,
         b"refunds now go to IBAN XX00 EVIL",
+        &MessageContext::of(&forged),
     )
     .unwrap();
     operator_stores_epoch(&w.relay, &w.conversation, &forged.to_wire()).await;
@@ -283,6 +288,7 @@ async fn a_removed_agent_writing_into_the_open_epoch_is_held_and_refused_at_its_
             conversation: w.conversation,
             epoch: 0,
             sender: fired.device.id(),
+            instance: fired.instance,
             stream: MessageKind::Text.stream(),
         },
     );
@@ -293,6 +299,7 @@ async fn a_removed_agent_writing_into_the_open_epoch_is_held_and_refused_at_its_
         &fired.device,
         MessageKind::Text,
         b"refunds now go to IBAN XX00 EVIL",
+        &MessageContext::of(&fired.epoch0),
     )
     .unwrap();
     operator_stores_envelope(&w.relay, &w.conversation, message).await;

@@ -55,9 +55,19 @@ fn peer() -> Peer {
         conversation: ConversationId([5; 16]),
         epoch: 0,
         sender: device.id(),
+        instance: sotto_core::conversation::Instance([1; 8]),
         stream: MessageKind::Text.stream(),
     };
     Peer { device, chain }
+}
+
+fn context() -> sotto_core::conversation::MessageContext {
+    sotto_core::conversation::MessageContext {
+        conversation: ConversationId([5; 16]),
+        epoch: 0,
+        team: sotto_core::team::TeamId([6; 16]),
+        record_hash: [7; 32],
+    }
 }
 
 fn epoch_secret() -> SecretBytes<32> {
@@ -73,7 +83,14 @@ async fn seal_and_store<S: Store>(store: &EncryptedStore<S>, peer: &Peer) -> f64
     for i in 0..MESSAGES as u64 {
         let entry = store.get(&chain_id).await.unwrap().unwrap();
         let mut chain = SenderChain::import(&entry.value).unwrap();
-        let sealed = seal_message(&mut chain, &peer.device, MessageKind::Text, &TEXT).unwrap();
+        let sealed = seal_message(
+            &mut chain,
+            &peer.device,
+            MessageKind::Text,
+            &TEXT,
+            &context(),
+        )
+        .unwrap();
         let mut txn = Transaction::new();
         txn.put(
             chain_id.clone(),
@@ -91,7 +108,16 @@ async fn seal_and_store<S: Store>(store: &EncryptedStore<S>, peer: &Peer) -> f64
 async fn open_and_store<S: Store>(store: &EncryptedStore<S>, peer: &Peer) -> f64 {
     let mut sender = SenderChain::new(&epoch_secret(), peer.chain);
     let wire: Vec<Vec<u8>> = (0..MESSAGES)
-        .map(|_| seal_message(&mut sender, &peer.device, MessageKind::Text, &TEXT).unwrap())
+        .map(|_| {
+            seal_message(
+                &mut sender,
+                &peer.device,
+                MessageKind::Text,
+                &TEXT,
+                &context(),
+            )
+            .unwrap()
+        })
         .collect();
     let key = *peer.device.record().identity();
     let chain_id = rid("chain.recv", b"bench");
@@ -103,7 +129,7 @@ async fn open_and_store<S: Store>(store: &EncryptedStore<S>, peer: &Peer) -> f64
         let mut chain = ReceiverChain::import(&entry.value).unwrap();
         let opened = ParsedMessage::decode(bytes)
             .unwrap()
-            .verify(&key)
+            .verify(&key, &context())
             .unwrap()
             .decrypt(&mut chain)
             .unwrap();

@@ -5,7 +5,7 @@ mod fixture;
 
 use libfuzzer_sys::fuzz_target;
 use sotto_core::conversation::epoch::sender_key;
-use sotto_core::conversation::{ParsedMessage, ReceiverChain};
+use sotto_core::conversation::{MessageContext, ParsedMessage, ReceiverChain};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(parsed) = ParsedMessage::decode(data) else {
@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(key) = sender_key(&f.state, &f.record, &header.sender, header.kind) else {
         return;
     };
-    let Ok(verified) = parsed.verify(&key) else {
+    let Ok(verified) = parsed.verify(&key, &MessageContext::of(&f.record)) else {
         return;
     };
     let mut chain = ReceiverChain::new(&f.secret, header.chain());

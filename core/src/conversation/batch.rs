@@ -13,7 +13,7 @@
 //! make one, so this is not a forgery, but such a message could open here and fail when received
 //! live. `docs/PROTOCOL.md` §7.5 states this.
 
-use super::message::{OpenedMessage, ParsedMessage};
+use super::message::{MessageContext, OpenedMessage, ParsedMessage, STATEMENT_LEN};
 use super::ratchet::ReceiverChain;
 use crate::crypto::sign::{SignatureContext, VerifyingKey, verify_batch};
 use crate::device::DeviceId;
@@ -23,12 +23,14 @@ use crate::{Error, Result};
 /// Verifies and decrypts `messages`, returning one result per message, in input order.
 ///
 /// `senders` are the identity keys of the devices that may have sent them (a message from any
-/// other device is [`MessageError::UnknownSender`]); `chains` the receiver chains to decrypt
-/// with (a message with none is [`MessageError::WrongChain`]). Signatures are all checked before
-/// any chain is touched; a message that fails leaves its chain unchanged.
+/// other device is [`MessageError::UnknownSender`]); `contexts` the epochs they may belong to
+/// (a message of an epoch with none is [`MessageError::WrongChain`]); `chains` the receiver
+/// chains to decrypt with (a message with none is [`MessageError::WrongChain`]). Signatures are
+/// all checked before any chain is touched; a message that fails leaves its chain unchanged.
 pub fn open_batch(
     messages: Vec<ParsedMessage>,
     senders: &[VerifyingKey],
+    contexts: &[MessageContext],
     chains: &mut [ReceiverChain],
 ) -> Vec<Result<OpenedMessage>> {
     let ids: Vec<DeviceId> = senders.iter().map(DeviceId::from_identity).collect();
@@ -36,7 +38,17 @@ pub fn open_batch(
         .iter()
         .map(|m| ids.iter().position(|id| *id == m.header().sender))
         .collect();
-    let checks = verify_signatures(&messages, &key_of, senders);
+    let context_of: Vec<Option<MessageContext>> = messages
+        .iter()
+        .map(|m| {
+            let h = m.header();
+            contexts
+                .iter()
+                .find(|c| c.conversation == h.conversation && c.epoch == h.epoch)
+                .copied()
+        })
+        .collect();
+    let checks = verify_signatures(&messages, &key_of, &context_of, senders);
 
     let mut results: Vec<Option<Result<OpenedMessage>>> = checks
         .iter()
@@ -49,12 +61,14 @@ pub fn open_batch(
 
     let mut pending: Vec<Option<ParsedMessage>> = messages.into_iter().map(Some).collect();
     for i in order {
-        let Some(message) = pending.get_mut(i).and_then(Option::take) else {
+        let (Some(message), Some(Some(context))) =
+            (pending.get_mut(i).and_then(Option::take), context_of.get(i))
+        else {
             continue;
         };
         let id = message.header().chain();
         let opened = match chains.iter_mut().find(|c| *c.id() == id) {
-            Some(chain) => message.into_verified().decrypt(chain),
+            Some(chain) => message.into_verified(*context).decrypt(chain),
             None => Err(MessageError::WrongChain.into()),
         };
         if let Some(slot) = results.get_mut(i) {
@@ -72,41 +86,58 @@ pub fn open_batch(
 fn verify_signatures(
     messages: &[ParsedMessage],
     key_of: &[Option<usize>],
+    context_of: &[Option<MessageContext>],
     senders: &[VerifyingKey],
 ) -> Vec<Result<()>> {
-    let known = key_of.iter().filter(|k| k.is_some()).count();
-    let batch_ok = known >= 2 && batch_verifies(messages, key_of, senders);
+    let known = key_of
+        .iter()
+        .zip(context_of)
+        .filter(|(k, c)| k.is_some() && c.is_some())
+        .count();
+    let batch_ok = known >= 2 && batch_verifies(messages, key_of, context_of, senders);
     messages
         .iter()
-        .zip(key_of)
-        .map(|(m, k)| match k.and_then(|k| senders.get(k)) {
-            None => Err(MessageError::UnknownSender.into()),
-            Some(_) if batch_ok => Ok(()),
-            Some(key) => m.check_signature(key),
+        .zip(key_of.iter().zip(context_of))
+        .map(|(m, (k, c))| match (k.and_then(|k| senders.get(k)), c) {
+            (None, _) => Err(MessageError::UnknownSender.into()),
+            (Some(_), None) => Err(MessageError::WrongChain.into()),
+            (Some(_), Some(_)) if batch_ok => Ok(()),
+            (Some(key), Some(context)) => m.check_signature(key, context),
         })
         .collect()
 }
 
-/// Whether every message with a known sender carries a valid signature, checked as one batch.
+/// Whether every message with a known sender and epoch carries a valid signature, checked as
+/// one batch.
 fn batch_verifies(
     messages: &[ParsedMessage],
     key_of: &[Option<usize>],
+    context_of: &[Option<MessageContext>],
     senders: &[VerifyingKey],
 ) -> bool {
-    let mut items = Vec::with_capacity(messages.len());
-    for (message, k) in messages.iter().zip(key_of) {
-        let Some(k) = *k else { continue };
+    let mut statements: Vec<[u8; STATEMENT_LEN]> = Vec::with_capacity(messages.len());
+    let mut signers = Vec::with_capacity(messages.len());
+    for ((message, k), c) in messages.iter().zip(key_of).zip(context_of) {
+        let (Some(k), Some(context)) = (*k, c) else {
+            continue;
+        };
         let Some(sender) = senders.get(k) else {
             return false;
         };
-        items.push((sender, message.signed_bytes(), message.signature()));
+        statements.push(message.statement(context));
+        signers.push((sender, message.signature()));
     }
+    let items: Vec<_> = signers
+        .into_iter()
+        .zip(&statements)
+        .map(|((sender, signature), statement)| (sender, statement.as_slice(), signature))
+        .collect();
     verify_batch(SignatureContext::Message, &items).is_ok()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::message::tests::{Party, party, receiver};
+    use super::super::message::tests::{Party, context, party, receiver};
     use super::super::{MessageKind, Stream};
     use super::*;
     use crate::crypto::sign::SignatureContext;
@@ -146,7 +177,12 @@ mod tests {
             receiver(&alice, Stream::Ephemeral),
         ];
         let bytes: Vec<Vec<u8>> = all.iter().map(|(b, _)| b.clone()).collect();
-        let results = open_batch(parse(&bytes), &[bob.key(), alice.key()], &mut chains);
+        let results = open_batch(
+            parse(&bytes),
+            &[bob.key(), alice.key()],
+            &[context()],
+            &mut chains,
+        );
         assert_eq!(results.len(), all.len());
         for (r, (_, expected)) in results.iter().zip(&all) {
             let opened = r.as_ref().unwrap();
@@ -172,7 +208,12 @@ mod tests {
             .sign(SignatureContext::Message, &all[4][..len - 64]);
         all[4][len - 64..].copy_from_slice(sig.as_bytes());
         let mut chains = vec![receiver(&alice, Stream::Durable)];
-        let results = open_batch(parse(&all), &[alice.key(), bob.key()], &mut chains);
+        let results = open_batch(
+            parse(&all),
+            &[alice.key(), bob.key()],
+            &[context()],
+            &mut chains,
+        );
         for (i, r) in results.iter().enumerate() {
             match i {
                 2 | 4 => assert_eq!(r.as_ref().unwrap_err(), &Error::BadSignature, "{i}"),
@@ -202,7 +243,12 @@ mod tests {
             receiver(&alice, Stream::Durable),
             receiver(&carol, Stream::Durable),
         ];
-        let results = open_batch(parse(&all), &[alice.key(), dave.key()], &mut chains);
+        let results = open_batch(
+            parse(&all),
+            &[alice.key(), dave.key()],
+            &[context()],
+            &mut chains,
+        );
         assert!(results[0].is_ok());
         assert_eq!(
             results[1].as_ref().unwrap_err(),
@@ -225,12 +271,17 @@ mod tests {
         let mut alice = party(27, DeviceKind::Visitor);
         let one = texts(&mut alice, 1, "a");
         let mut chains = vec![receiver(&alice, Stream::Durable)];
-        assert!(open_batch(Vec::new(), &[alice.key()], &mut chains).is_empty());
-        let results = open_batch(parse(&one), &[alice.key()], &mut chains);
+        assert!(open_batch(Vec::new(), &[alice.key()], &[context()], &mut chains).is_empty());
+        let results = open_batch(parse(&one), &[alice.key()], &[context()], &mut chains);
         assert_eq!(results[0].as_ref().unwrap().content(), b"a0");
         let mut tampered = one[0].clone();
-        tampered[70] ^= 4;
-        let results = open_batch(parse(&[tampered]), &[alice.key()], &mut chains);
+        tampered[100] ^= 4;
+        let results = open_batch(
+            parse(&[tampered]),
+            &[alice.key()],
+            &[context()],
+            &mut chains,
+        );
         assert_eq!(results[0].as_ref().unwrap_err(), &Error::BadSignature);
     }
 }

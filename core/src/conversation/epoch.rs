@@ -5,7 +5,7 @@
 //! record names the team chain head its author had verified and is signed by the author, so a
 //! receiver detects a fork or a rollback and refuses a secret sealed to a superseded generation.
 
-use super::ConversationId;
+use super::{ConversationId, Instance};
 use crate::Result;
 use crate::codec::{Decode, Encode, Reader, Writer};
 use crate::crypto::hpke::{self, HpkeSealed};
@@ -75,7 +75,7 @@ pub struct SenderClose {
     /// The sending device.
     pub sender: DeviceId,
     /// The installation of that device the chain belongs to.
-    pub instance: [u8; 8],
+    pub instance: Instance,
     /// The lowest counter the chain had not reached: messages `0 .. next` belong to the epoch.
     pub next: u32,
 }
@@ -120,7 +120,7 @@ pub enum Admission {
 pub fn admit_message(
     closing: Option<&EpochRecord>,
     sender: &DeviceId,
-    instance: &[u8; 8],
+    instance: &Instance,
     counter: u32,
     former: bool,
 ) -> Admission {
@@ -169,7 +169,7 @@ impl EpochRecord {
                 w.u16(closes.len() as u16);
                 for c in closes {
                     w.put(&c.sender);
-                    w.array(&c.instance);
+                    w.array(&c.instance.0);
                     w.u32(c.next);
                 }
             }
@@ -188,16 +188,15 @@ impl EpochRecord {
 
     /// The counter at which `sender`'s chain of installation `instance` ended in the epoch this
     /// record closes: 0 (nothing) for a chain the close does not list, `None` if the record does
-    /// not state the end.
-    pub fn closed_at(&self, sender: &DeviceId, instance: &[u8; 8]) -> Option<u32> {
+    /// not state the end. An unlisted installation of the author's own device is not stated: a
+    /// restored installation does not know how far its predecessor got.
+    pub fn closed_at(&self, sender: &DeviceId, instance: &Instance) -> Option<u32> {
         let closes = self.closes.as_ref()?;
-        Some(
-            closes
-                .binary_search_by(|c| (&c.sender, &c.instance).cmp(&(sender, instance)))
-                .ok()
-                .and_then(|i| closes.get(i))
-                .map_or(0, |c| c.next),
-        )
+        match closes.binary_search_by(|c| (&c.sender, &c.instance).cmp(&(sender, instance))) {
+            Ok(i) => closes.get(i).map(|c| c.next),
+            Err(_) if *sender == self.author => None,
+            Err(_) => Some(0),
+        }
     }
 
     /// Checks that this record follows `previous`: it names that record's hash, has a higher
@@ -479,15 +478,24 @@ impl EpochRecord {
 /// The key that verifies `sender`'s messages in the epoch of `record`, if `sender` may send
 /// `kind` there: one of the visitor's devices, or an active member device whose role may send
 /// (any read-permitted role may send ephemeral kinds such as receipts), or a member device
-/// removed since, whose role could, in an epoch opened before its removal.
+/// removed since, whose role could, in an epoch opened before its removal. Each side sends only
+/// its kinds: a visitor device never a system note (it would speak as the team), a member device
+/// never an identity presentation ([`MessageError::KindNotAllowed`](crate::MessageError)).
 pub fn sender_key(
     team: &TeamState,
     record: &EpochRecord,
     sender: &DeviceId,
     kind: super::MessageKind,
 ) -> Result<crate::crypto::sign::VerifyingKey> {
+    let refused = crate::error::MessageError::KindNotAllowed;
     if let Some(v) = record.visitor_devices.iter().find(|d| d.id() == *sender) {
-        return Ok(*v.identity());
+        return match kind.visitor_may_send() {
+            true => Ok(*v.identity()),
+            false => Err(refused.into()),
+        };
+    }
+    if !kind.member_may_send() {
+        return Err(refused.into());
     }
     let may = |role: crate::team::Role| {
         if kind.is_ephemeral() {
@@ -560,7 +568,7 @@ impl Decode for EpochRecord {
                         .map(|_| {
                             Ok(SenderClose {
                                 sender: r.get()?,
-                                instance: r.array()?,
+                                instance: Instance(r.array()?),
                                 next: r.u32()?,
                             })
                         })

@@ -16,7 +16,7 @@ use hkdf::Hkdf;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use super::{ConversationId, Stream};
+use super::{ConversationId, Instance, Stream};
 use crate::codec::{Decode, Encode, Reader, Writer};
 use crate::crypto::aead::{AeadKey, NONCE_LEN, Nonce};
 use crate::crypto::hkdf::Prk;
@@ -37,9 +37,16 @@ pub const MAX_JUMP: u32 = 25_000;
 /// The last counter a chain can use; `u32::MAX` marks an exhausted chain.
 pub const MAX_COUNTER: u32 = u32::MAX - 1;
 /// Length of an encoded [`ChainId`].
-pub const CHAIN_ID_LEN: usize = 16 + 4 + 32 + 1;
+pub const CHAIN_ID_LEN: usize = 16 + 4 + 32 + 8 + 1;
+/// Most installations ([`Instance`]s) of one sender a receiver keeps chains for in one epoch;
+/// a message from one more is [`MessageError::TooManyInstances`], so a hostile sender cannot
+/// make a receiver store unboundedly many chains.
+pub const MAX_INSTANCES_PER_SENDER: usize = 8;
 
-/// Version of the chain state encodings (store only).
+/// Format version of the chain state encodings (store only). Version 1 had no instance in the
+/// chain id; such a state is refused as `unknown_version`.
+const CHAIN_STATE_VERSION: u8 = 2;
+/// State types (store only).
 const SENDER_STATE: u8 = 1;
 const RECEIVER_STATE: u8 = 2;
 const CHAIN_KEY_LEN: usize = 32;
@@ -58,6 +65,8 @@ pub struct ChainId {
     pub epoch: u32,
     /// The sending device.
     pub sender: DeviceId,
+    /// The installation of the sending device.
+    pub instance: Instance,
     /// Durable or ephemeral messages.
     pub stream: Stream,
 }
@@ -67,6 +76,7 @@ impl Encode for ChainId {
         w.put(&self.conversation);
         w.u32(self.epoch);
         w.put(&self.sender);
+        w.put(&self.instance);
         w.u8(self.stream.to_byte());
     }
 }
@@ -77,6 +87,7 @@ impl Decode for ChainId {
             conversation: r.get()?,
             epoch: r.u32()?,
             sender: r.get()?,
+            instance: r.get()?,
             stream: Stream::from_byte(r.u8()?)?,
         })
     }
@@ -190,7 +201,7 @@ impl SenderChain {
 /// The encoding holds the chain key: prefer [`SenderChain::export`], whose buffer is zeroized.
 impl Encode for SenderChain {
     fn encode(&self, w: &mut Writer) {
-        w.state_header(SENDER_STATE);
+        w.state_header_version(CHAIN_STATE_VERSION, SENDER_STATE);
         w.put(&self.id);
         w.u32(self.next);
         w.array(self.chain_key.expose());
@@ -199,7 +210,7 @@ impl Encode for SenderChain {
 
 impl Decode for SenderChain {
     fn decode(r: &mut Reader<'_>) -> Result<Self> {
-        r.state_header(SENDER_STATE)?;
+        r.state_header_version(CHAIN_STATE_VERSION, SENDER_STATE)?;
         Ok(SenderChain {
             id: r.get()?,
             next: r.u32()?,
@@ -428,7 +439,7 @@ impl ReceiverChain {
 /// zeroized.
 impl Encode for ReceiverChain {
     fn encode(&self, w: &mut Writer) {
-        w.state_header(RECEIVER_STATE);
+        w.state_header_version(CHAIN_STATE_VERSION, RECEIVER_STATE);
         w.put(&self.id);
         w.u32(self.next);
         w.array(self.chain_key.expose());
@@ -444,7 +455,7 @@ impl Encode for ReceiverChain {
 
 impl Decode for ReceiverChain {
     fn decode(r: &mut Reader<'_>) -> Result<Self> {
-        r.state_header(RECEIVER_STATE)?;
+        r.state_header_version(CHAIN_STATE_VERSION, RECEIVER_STATE)?;
         let id = r.get()?;
         let next = r.u32()?;
         let chain_key = SecretBytes::new(r.array()?);
@@ -494,6 +505,7 @@ mod tests {
             conversation: ConversationId([1; 16]),
             epoch: 3,
             sender: DeviceId([2; 32]),
+            instance: Instance([4; 8]),
             stream,
         }
     }
@@ -542,6 +554,7 @@ mod tests {
         info.extend_from_slice(&[1; 16]);
         info.extend_from_slice(&3u32.to_be_bytes());
         info.extend_from_slice(&[2; 32]);
+        info.extend_from_slice(&[4; 8]);
         info.push(1);
         let mut ck0 = [0u8; 32];
         Hkdf::<Sha256>::new(Some(b"sotto/v1/sender-chain"), &[9; 32])
@@ -592,6 +605,13 @@ mod tests {
                 9,
                 ChainId {
                     sender: DeviceId([3; 32]),
+                    ..base
+                },
+            ),
+            (
+                9,
+                ChainId {
+                    instance: Instance([5; 8]),
                     ..base
                 },
             ),
@@ -765,12 +785,15 @@ mod tests {
             SenderChain::import(&long).unwrap_err(),
             Error::Decode(DecodeError::TrailingBytes)
         );
-        let mut v = bytes.to_vec();
-        v[0] = 2;
-        assert_eq!(
-            SenderChain::import(&v).unwrap_err(),
-            Error::Decode(DecodeError::UnknownVersion(2))
-        );
+        // Other versions, the layout before instances (1) included, are refused by version.
+        for version in [1, 3] {
+            let mut v = bytes.to_vec();
+            v[0] = version;
+            assert_eq!(
+                SenderChain::import(&v).unwrap_err(),
+                Error::Decode(DecodeError::UnknownVersion(version))
+            );
+        }
         // A sender state is not a receiver state.
         assert!(matches!(
             ReceiverChain::import(&bytes),

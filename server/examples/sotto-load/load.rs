@@ -112,11 +112,21 @@ pub async fn run(s: Settings) -> Result<(), Error> {
                     conversation: conv,
                     epoch: record.epoch,
                     sender: device.device.id(),
+                    instance: sotto_core::conversation::Instance([1; 8]),
                     stream: MessageKind::Text.stream(),
                 },
             );
+            let context = sotto_core::conversation::MessageContext::of(&record);
             let sealed = (0..s.messages)
-                .map(|_| seal_message(&mut chain, &device.device, MessageKind::Text, &content))
+                .map(|_| {
+                    seal_message(
+                        &mut chain,
+                        &device.device,
+                        MessageKind::Text,
+                        &content,
+                        &context,
+                    )
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("seal: {e:?}"))?;
             clients.push((device, sealed, hex::encode(conv.0)));

@@ -11,7 +11,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use sotto_core::conversation::ParsedMessage;
+use sotto_core::conversation::{EpochRecord, MessageContext, ParsedMessage};
+use sotto_core::wire::WireObject;
 use sqlx::Row;
 
 use crate::auth::Caller;
@@ -76,8 +77,25 @@ pub async fn post(
             "the message's epoch has no record yet; post the epoch record first",
         ));
     }
+    // The signature binds the epoch record (its hash) and the team: check it against the
+    // record this relay stores for the message's epoch.
+    let record: Option<Vec<u8>> =
+        sqlx::query("SELECT record FROM epochs WHERE conversation_ref = $1 AND epoch = $2")
+            .bind(conv.conv_ref)
+            .bind(i64::from(header.epoch))
+            .fetch_optional(state.db.pool())
+            .await?
+            .map(|row| row.try_get("record"))
+            .transpose()?;
+    let record = record.ok_or_else(|| {
+        ApiError::bad_request(
+            "unknown_epoch",
+            "the message's epoch has no record yet; post the epoch record first",
+        )
+    })?;
+    let record = EpochRecord::from_wire(&record).map_err(|e| ApiError::refused("message", e))?;
     parsed
-        .verify(&caller.identity)
+        .verify(&caller.identity, &MessageContext::of(&record))
         .map_err(|e| ApiError::refused("message", e))?;
 
     let audience =

@@ -15,7 +15,9 @@ use rand_core::SeedableRng;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sotto_core::conversation::epoch::EpochRecord;
-use sotto_core::conversation::{ChainId, ConversationId, MessageKind, SenderChain, seal_message};
+use sotto_core::conversation::{
+    ChainId, ConversationId, Instance, MessageContext, MessageKind, SenderChain, seal_message,
+};
 use sotto_core::crypto::secret::SecretBytes;
 use sotto_core::crypto::sign::SignatureContext;
 use sotto_core::device::{Device, DeviceKind};
@@ -625,10 +627,30 @@ impl ConversationFixture {
                 conversation: self.id,
                 epoch: self.record.epoch,
                 sender: device.id(),
+                instance: Instance([1; 8]),
                 stream: kind.stream(),
             },
         )
     }
+}
+
+/// The epoch records the tests opened, for the context messages bind (PROTOCOL §7.4).
+static CONTEXTS: std::sync::Mutex<Vec<MessageContext>> = std::sync::Mutex::new(Vec::new());
+
+/// Remembers an epoch record so [`seal`] and [`context`] find its message context.
+pub fn register_epoch(record: &EpochRecord) {
+    CONTEXTS.lock().unwrap().push(MessageContext::of(record));
+}
+
+/// The message context of a registered epoch.
+pub fn context(conversation: ConversationId, epoch: u32) -> MessageContext {
+    *CONTEXTS
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|c| c.conversation == conversation && c.epoch == epoch)
+        .expect("a registered epoch record")
 }
 
 /// The visitor opens a conversation with the team (epoch 0), as the widget does.
@@ -646,6 +668,7 @@ pub async fn open_conversation(visitor: &Client, team: &TeamState) -> Conversati
         now(),
     )
     .unwrap();
+    register_epoch(&record);
     visitor
         .post(
             "/v1/conversations",
@@ -663,7 +686,8 @@ pub fn seal(
     kind: MessageKind,
     content: &[u8],
 ) -> Vec<u8> {
-    seal_message(chain, device, kind, content).unwrap()
+    let context = context(chain.id().conversation, chain.id().epoch);
+    seal_message(chain, device, kind, content, &context).unwrap()
 }
 
 /// Posts a message; returns the response.

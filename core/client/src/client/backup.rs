@@ -6,6 +6,7 @@
 //! epoch in each conversation before it sends again.
 
 use serde::Deserialize;
+use sotto_core::conversation::Instance;
 use sotto_core::device::DeviceId;
 
 use super::Client;
@@ -13,6 +14,7 @@ use super::api::{b64, unhex};
 use super::bodies;
 use super::records::{self, ConvRecord};
 use crate::backup::{self, Backup, BackupEntry, OpenWith, SealTo};
+use crate::rng::os_rng;
 use crate::store::{EncryptedStore, Store};
 use crate::transport::{Method, Transport};
 use crate::{Error, Result};
@@ -55,8 +57,10 @@ impl<S: Store, T: Transport> Client<S, T> {
     }
 
     /// Opens a backup blob with `with` and restores it into `store`, which must hold no device,
-    /// then opens the client on it. Every conversation opens a new epoch before this client
-    /// sends in it again.
+    /// then opens the client on it. The restored installation gets a fresh instance, so its
+    /// sender chains are never those of the original (still running, or restored elsewhere from
+    /// the same backup). Every conversation opens a new epoch before this client sends in it
+    /// again.
     pub async fn restore_backup(
         store: EncryptedStore<S>,
         transport: T,
@@ -77,6 +81,14 @@ impl<S: Store, T: Transport> Client<S, T> {
             }
             match namespace {
                 records::SEND_CHAIN => {}
+                records::ACCOUNT => {
+                    let account = records::Account::decode(&entry.value)?;
+                    let instance = Instance::random(&mut os_rng()?);
+                    restored.push(BackupEntry::new(
+                        entry.id.clone(),
+                        &account.encode(&instance),
+                    ));
+                }
                 records::CONV => {
                     let mut record = ConvRecord::decode(&entry.value)?;
                     record.needs_epoch = true;

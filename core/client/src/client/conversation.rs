@@ -23,9 +23,6 @@ use crate::store::{Expect, Query, Store, Transaction};
 use crate::transport::{Method, Transport};
 use crate::{Error, Result};
 
-/// Starts a system message that carries a visitor identity assertion.
-pub(crate) const IDENTITY_TAG: &[u8] = b"sotto.identity\0";
-
 /// Attempts at a version-checked transaction before giving up.
 pub(crate) const CAS_ATTEMPTS: usize = 16;
 
@@ -119,6 +116,24 @@ impl fmt::Debug for AttachmentInfo {
             .field("size", &self.size())
             .finish_non_exhaustive()
     }
+}
+
+/// How far one durable sender chain got, as this client holds it: a chain of another device
+/// (or another installation of this one) it received from, or this installation's own.
+/// [`Client::chain_positions`] lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainPosition {
+    /// The epoch.
+    pub epoch: u32,
+    /// The sending device.
+    pub sender: DeviceId,
+    /// The installation of the sending device.
+    pub instance: sotto_core::conversation::Instance,
+    /// The lowest counter not reached yet: for a receiver chain, one more than the highest
+    /// counter received; for this installation's own chain, the next counter it will use.
+    pub next: u32,
+    /// Whether this is this installation's own sender chain.
+    pub own: bool,
 }
 
 /// What [`Client::send_text`] and [`Client::send_attachment`] did.

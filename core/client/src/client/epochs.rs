@@ -2,9 +2,7 @@
 //! choosing (or opening) the epoch to send in.
 
 use sotto_core::conversation::epoch::epoch_expired;
-use sotto_core::conversation::{
-    ConversationId, EpochRecord, ReceiverChain, SenderChain, SenderClose, Stream,
-};
+use sotto_core::conversation::{ConversationId, EpochRecord, SenderChain, SenderClose, Stream};
 use sotto_core::crypto::secret::SecretBytes;
 use sotto_core::wire::WireObject;
 
@@ -123,63 +121,19 @@ impl<S: Store, T: Transport> Client<S, T> {
         {
             return Ok(None);
         }
-        let store = &self.inner.store;
-        let mut prefix = epoch.conversation.0.to_vec();
-        prefix.extend_from_slice(&epoch.epoch.to_be_bytes());
-        let mut closes = Vec::new();
-        for (_, entry) in store
-            .list(
-                &records::ns(records::RECV_CHAIN)?,
-                &Query::prefix(prefix.clone()),
-            )
+        // Every durable chain of the epoch this installation holds: the ones it received
+        // (other devices, and other installations of this device) and its own.
+        let closes = self
+            .chain_positions(&epoch.conversation)
             .await?
-        {
-            let chain = ReceiverChain::import(&entry.value)?;
-            if chain.id().stream == Stream::Durable {
-                closes.push(SenderClose {
-                    sender: chain.id().sender,
-                    instance: [0; 8],
-                    next: chain.next_counter(),
-                });
-            }
-        }
-        // Its own chain: the sender chain, or after a restore (sender chains are not backed
-        // up) the highest counter among its messages the relay stored.
-        let sent = match store
-            .get(&records::send_chain_id(
-                &epoch.conversation,
-                epoch.epoch,
-                Stream::Durable,
-            )?)
-            .await?
-        {
-            Some(e) => SenderChain::import(&e.value)?.next_counter(),
-            None => 0,
-        };
-        let posted = store
-            .list(&records::ns(records::MINE)?, &Query::prefix(prefix))
-            .await?
-            .last()
-            .and_then(|(id, _)| id.key().get(20..24).map(<[u8; 4]>::try_from))
-            .and_then(|c| c.ok())
-            .map_or(0, |c| u32::from_be_bytes(c).saturating_add(1));
-        let me = self.inner.device.id();
-        // A restored device may also have received its own earlier messages as a peer's.
-        let received = closes
-            .iter()
-            .filter(|c| c.sender == me)
-            .map(|c| c.next)
-            .max()
-            .unwrap_or(0);
-        closes.retain(|c| c.sender != me);
-        let next = sent.max(posted).max(received);
-        if next > 0 {
-            closes.push(SenderClose {
-                sender: me,
-                instance: [0; 8],
-                next,
-            });
-        }
+            .into_iter()
+            .filter(|p| p.epoch == epoch.epoch && p.next > 0)
+            .map(|p| SenderClose {
+                sender: p.sender,
+                instance: p.instance,
+                next: p.next,
+            })
+            .collect();
         Ok(Some(closes))
     }
 
@@ -225,6 +179,7 @@ impl<S: Store, T: Transport> Client<S, T> {
                 .get(&records::send_chain_id(
                     conversation,
                     latest.epoch,
+                    &self.inner.instance,
                     Stream::Durable,
                 )?)
                 .await?

@@ -17,7 +17,12 @@ fn same_message(a: &StoredMessage, b: &StoredMessage) -> bool {
 /// decodes to the same record.
 pub fn store_records(data: &[u8]) {
     if let Ok(account) = Account::decode(data) {
-        let again = Account::decode(&account.encode()).expect("an encoded account decodes");
+        let instance = account
+            .instance
+            .unwrap_or(sotto_core::conversation::Instance([0; 8]));
+        let again =
+            Account::decode(&account.encode(&instance)).expect("an encoded account decodes");
+        assert_eq!(again.instance, Some(instance));
         assert_eq!(again.relay, account.relay);
         assert_eq!(again.widget_id, account.widget_id);
         assert_eq!(

@@ -4,7 +4,7 @@
 //! each closed epoch is checked against what arrived.
 
 use sotto_core::EpochError;
-use sotto_core::conversation::{ConversationId, ReceiverChain, Stream};
+use sotto_core::conversation::ConversationId;
 
 use super::Client;
 use super::api::b64;
@@ -187,22 +187,20 @@ impl<S: Store, T: Transport> Client<S, T> {
             {
                 continue;
             }
-            for close in closes.iter().filter(|c| c.sender != me) {
-                let chain = self
-                    .inner
-                    .store
-                    .get(&records::recv_chain_id(
-                        conversation,
-                        previous.epoch,
-                        &close.sender,
-                        Stream::Durable,
-                    )?)
-                    .await?;
-                let next = match chain {
-                    Some(e) => ReceiverChain::import(&e.value)?.next_counter(),
-                    None => 0,
-                };
-                if close.next > next {
+            let positions = self.chain_positions(conversation).await?;
+            for close in closes {
+                let next = positions
+                    .iter()
+                    .find(|p| {
+                        p.epoch == previous.epoch
+                            && p.sender == close.sender
+                            && p.instance == close.instance
+                    })
+                    .map_or(0, |p| p.next);
+                // This installation's own chain is complete by definition; an earlier
+                // installation of this device is compared like anyone else's.
+                let own = close.sender == me && close.instance == self.instance();
+                if close.next > next && !own {
                     self.inner.events.emit(Event::Warning(Warning::Gap {
                         conversation: *conversation,
                         sender: close.sender,

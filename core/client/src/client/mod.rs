@@ -42,7 +42,7 @@ mod witness;
 use std::sync::Arc;
 
 use futures_util::lock::Mutex;
-use sotto_core::conversation::ConversationId;
+use sotto_core::conversation::{ConversationId, Instance};
 use sotto_core::crypto::secret::SecretBytes;
 use sotto_core::device::{Device, DeviceId, DeviceKind};
 use sotto_core::sorted_map::SortedMap;
@@ -55,7 +55,7 @@ use crate::transport::{Method, RelayUrl, Transport};
 use crate::{Error, Result};
 
 use api::{Api, b64};
-pub use conversation::{AttachmentInfo, Body, Message, Outgoing};
+pub use conversation::{AttachmentInfo, Body, ChainPosition, Message, Outgoing};
 pub use events::{Event, EventStream, TeamChange, Warning};
 pub use log::TeamLogEntry;
 pub use recovery::RecoveryKit;
@@ -96,6 +96,8 @@ pub(crate) struct Inner<S, T> {
     pub store: EncryptedStore<S>,
     pub api: Api<T>,
     pub device: Device,
+    /// This installation of the device: its sender chains are its own (PROTOCOL §7.2).
+    pub instance: Instance,
     /// Verified team chains. Held across a chain sync or a proposal, so those never interleave.
     pub teams: Mutex<SortedMap<TeamId, TeamView>>,
     /// Opened epoch secrets, so the sealed secret is opened once per epoch.
@@ -147,32 +149,55 @@ impl<S: Store, T: Transport> Client<S, T> {
             relay: api.relay.to_string(),
             widget_id: widget,
             device_secrets: device.export_secrets(),
+            instance: None,
         };
+        let instance = Instance::random(&mut os_rng()?);
         let mut txn = Transaction::new();
-        txn.put(account_id, &account.encode(), Expect::Absent);
+        txn.put(account_id, &account.encode(&instance), Expect::Absent);
         store.commit(txn).await?;
-        Ok(Self::assemble(store, api, device, SortedMap::new()))
+        Ok(Self::assemble(
+            store,
+            api,
+            device,
+            instance,
+            SortedMap::new(),
+        ))
     }
 
     /// Opens the device kept in `store` (registered before with [`Client::register`] or
     /// restored from a backup), with its teams, conversations and history.
     pub async fn open(store: EncryptedStore<S>, transport: T) -> Result<Self> {
-        let entry = store
-            .get(&records::account_id()?)
-            .await?
-            .ok_or(Error::NotRegistered)?;
+        let account_id = records::account_id()?;
+        let entry = store.get(&account_id).await?.ok_or(Error::NotRegistered)?;
         let account = records::Account::decode(&entry.value)?;
+        // A store from before instances existed gets one now: a fresh instance is always safe
+        // (its chains start anew), and from here on it is this installation's.
+        let instance = match account.instance {
+            Some(instance) => instance,
+            None => {
+                let instance = Instance::random(&mut os_rng()?);
+                let mut txn = Transaction::new();
+                txn.put(
+                    account_id,
+                    &account.encode(&instance),
+                    Expect::Version(entry.version),
+                );
+                store.commit(txn).await?;
+                instance
+            }
+        };
         let device = Device::import_secrets(&account.device_secrets)?;
         let relay = RelayUrl::parse(&account.relay)?;
         let api = Api::new(transport, relay, account.widget_id);
         let teams = team::load_teams(&store, &device).await?;
-        Ok(Self::assemble(store, api, device, teams))
+        Ok(Self::assemble(store, api, device, instance, teams))
     }
 
     fn assemble(
         store: EncryptedStore<S>,
         api: Api<T>,
         device: Device,
+        instance: Instance,
         teams: SortedMap<TeamId, TeamView>,
     ) -> Self {
         Client {
@@ -180,6 +205,7 @@ impl<S: Store, T: Transport> Client<S, T> {
                 store,
                 api,
                 device,
+                instance,
                 teams: Mutex::new(teams),
                 secrets: std::sync::Mutex::new(SortedMap::new()),
                 closes_due: std::sync::Mutex::new(Vec::new()),
@@ -196,6 +222,12 @@ impl<S: Store, T: Transport> Client<S, T> {
     /// This device's id (what an admin needs to invite or approve it).
     pub fn device_id(&self) -> DeviceId {
         self.inner.device.id()
+    }
+
+    /// This installation's instance (PROTOCOL §7.2): chosen when the store was created and
+    /// afresh by every restore, so two copies of one device never share a sender chain.
+    pub fn instance(&self) -> Instance {
+        self.inner.instance
     }
 
     /// This device's kind.

@@ -7,7 +7,8 @@ use serde::Deserialize;
 use sotto_core::MessageError;
 use sotto_core::conversation::identity::IdentityAssertion;
 use sotto_core::conversation::{
-    Admission, ConversationId, MessageKind, ParsedMessage, ReceiverChain, admit_message, sender_key,
+    Admission, ConversationId, MAX_INSTANCES_PER_SENDER, MessageContext, MessageKind,
+    ParsedMessage, ReceiverChain, admit_message, sender_key,
 };
 use sotto_core::device::DeviceId;
 use sotto_core::team::TeamId;
@@ -17,10 +18,10 @@ use zeroize::Zeroizing;
 use super::Client;
 use super::api::{unb64, unhex};
 use super::bodies;
-use super::conversation::{Body, CAS_ATTEMPTS, IDENTITY_TAG, Message, conv_path, to_message};
+use super::conversation::{Body, CAS_ATTEMPTS, ChainPosition, Message, conv_path, to_message};
 use super::events::{Event, Warning};
 use super::records::{self, ConvRecord, Queued, StoredMessage};
-use crate::store::{Expect, Store, Transaction};
+use crate::store::{Expect, Query, Store, Transaction};
 use crate::transport::{Method, Transport};
 use crate::{Error, Result};
 
@@ -249,9 +250,8 @@ impl<S: Store, T: Transport> Client<S, T> {
             .await
         {
             Ok(Received::New(message)) => {
-                if let Body::Other(content) = &message.body
-                    && message.kind == MessageKind::System
-                    && let Some(assertion) = content.strip_prefix(IDENTITY_TAG)
+                if let Body::Other(assertion) = &message.body
+                    && message.kind == MessageKind::Identity
                 {
                     self.check_identity(conversation, record, &message.sender, assertion)
                         .await?;
@@ -348,7 +348,10 @@ impl<S: Store, T: Transport> Client<S, T> {
             return Err(Error::Core(MessageError::WrongChain.into()));
         }
         let me = self.inner.device.id();
+        // Only this installation's own messages are in its outbox; another installation of the
+        // same device (a restore) sends on its own chains, opened like anyone else's.
         if header.sender == me
+            && header.instance == self.inner.instance
             && let Some(cursor) = cursor
             && self
                 .reconcile_own(conversation, header.epoch, header.counter, cursor)
@@ -372,7 +375,7 @@ impl<S: Store, T: Transport> Client<S, T> {
         };
         let state = self.team_state(&record.team).await?;
         let key = sender_key(&state, &epoch, &header.sender, header.kind)?;
-        let verified = parsed.verify(&key)?;
+        let verified = parsed.verify(&key, &MessageContext::of(&epoch))?;
         if let Some(cursor) = cursor {
             let former = state.device(&header.sender).is_none()
                 && !epoch
@@ -383,7 +386,7 @@ impl<S: Store, T: Transport> Client<S, T> {
             match admit_message(
                 closing.as_ref(),
                 &header.sender,
-                &[0; 8],
+                &header.instance,
                 header.counter,
                 former,
             ) {
@@ -402,13 +405,21 @@ impl<S: Store, T: Transport> Client<S, T> {
             return Ok(Received::Skipped);
         }
         let secret = self.epoch_secret(record, &epoch).await?;
-        let chain_id =
-            records::recv_chain_id(conversation, header.epoch, &header.sender, header.stream())?;
+        let chain_id = records::recv_chain_id(
+            conversation,
+            header.epoch,
+            &header.sender,
+            &header.instance,
+            header.stream(),
+        )?;
         for _ in 0..CAS_ATTEMPTS {
             let entry = self.inner.store.get(&chain_id).await?;
             let (mut chain, expect) = match &entry {
                 Some(e) => (ReceiverChain::import(&e.value)?, Expect::Version(e.version)),
-                None => (ReceiverChain::new(&secret, header.chain()), Expect::Absent),
+                None => {
+                    self.check_instance_bound(conversation, &header).await?;
+                    (ReceiverChain::new(&secret, header.chain()), Expect::Absent)
+                }
             };
             let opened = match verified.decrypt(&mut chain) {
                 Ok(o) => o,
@@ -468,6 +479,86 @@ impl<S: Store, T: Transport> Client<S, T> {
         Err(Error::Conflict {
             namespace: records::RECV_CHAIN.into(),
         })
+    }
+
+    /// Every durable sender chain this client holds in `conversation`, per epoch and
+    /// (sender device, instance), with its `next` counter: the chains it received from, and
+    /// this installation's own. Ordered by epoch, sender, instance.
+    pub async fn chain_positions(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<Vec<ChainPosition>> {
+        let mut out = Vec::new();
+        for (namespace, own) in [(records::RECV_CHAIN, false), (records::SEND_CHAIN, true)] {
+            let entries = self
+                .inner
+                .store
+                .list(
+                    &records::ns(namespace)?,
+                    &Query::prefix(conversation.0.to_vec()),
+                )
+                .await?;
+            for (_, entry) in entries {
+                let imported = if own {
+                    sotto_core::conversation::SenderChain::import(&entry.value)
+                        .map(|c| (*c.id(), c.next_counter()))
+                } else {
+                    ReceiverChain::import(&entry.value).map(|c| (*c.id(), c.next_counter()))
+                };
+                let (id, next) = match imported {
+                    Ok(found) => found,
+                    // A chain state from before instances (format 1) is never used again.
+                    Err(sotto_core::Error::Decode(sotto_core::DecodeError::UnknownVersion(1))) => {
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                if id.stream != sotto_core::conversation::Stream::Durable
+                    || id.conversation != *conversation
+                {
+                    continue;
+                }
+                out.push(ChainPosition {
+                    epoch: id.epoch,
+                    sender: id.sender,
+                    instance: id.instance,
+                    next,
+                    own,
+                });
+            }
+        }
+        out.sort_by_key(|p| (p.epoch, p.sender, p.instance, p.own));
+        Ok(out)
+    }
+
+    /// Refuses a chain of a new instance of a sender that already has
+    /// [`MAX_INSTANCES_PER_SENDER`] instances in the epoch, so a hostile sender cannot make
+    /// this client store unboundedly many chains.
+    async fn check_instance_bound(
+        &self,
+        conversation: &ConversationId,
+        header: &sotto_core::conversation::MessageHeader,
+    ) -> Result<()> {
+        let prefix = records::recv_chain_prefix(conversation, header.epoch, &header.sender);
+        let chains = self
+            .inner
+            .store
+            .list(
+                &records::ns(records::RECV_CHAIN)?,
+                &Query::prefix(prefix.clone()),
+            )
+            .await?;
+        let mut instances: Vec<&[u8]> = chains
+            .iter()
+            .filter_map(|(id, _)| id.key().get(prefix.len()..prefix.len() + 8))
+            .filter(|i| *i != header.instance.0.as_slice())
+            .collect();
+        instances.sort_unstable();
+        instances.dedup();
+        if instances.len() >= MAX_INSTANCES_PER_SENDER {
+            return Err(Error::Core(MessageError::TooManyInstances.into()));
+        }
+        Ok(())
     }
 
     /// Matches a stored own message with the outbox: true if it is known (moved to history

@@ -7,7 +7,7 @@
 
 use sotto_core::codec::{Reader, Writer};
 use sotto_core::conversation::padding;
-use sotto_core::conversation::{ConversationId, MessageKind, Stream};
+use sotto_core::conversation::{ConversationId, Instance, MessageKind, Stream};
 use sotto_core::device::DeviceId;
 use sotto_core::team::{LinkHash, TeamId};
 use zeroize::Zeroizing;
@@ -101,26 +101,48 @@ pub(crate) fn held_message_id(conv: &ConversationId, epoch: u32, cursor: u64) ->
     )
 }
 
-pub(crate) fn send_chain_id(conv: &ConversationId, epoch: u32, stream: Stream) -> Result<RecordId> {
+/// This installation's sender chain: `conversation || epoch || instance || stream`. Keys of
+/// chains from before instances existed (no instance) are never read again.
+pub(crate) fn send_chain_id(
+    conv: &ConversationId,
+    epoch: u32,
+    instance: &Instance,
+    stream: Stream,
+) -> Result<RecordId> {
     id(
         SEND_CHAIN,
-        conv_key(conv, &[&epoch.to_be_bytes(), &[stream.to_byte()]]),
+        conv_key(
+            conv,
+            &[&epoch.to_be_bytes(), &instance.0, &[stream.to_byte()]],
+        ),
     )
 }
 
+/// A receiver chain: `conversation || epoch || sender || instance || stream`.
 pub(crate) fn recv_chain_id(
     conv: &ConversationId,
     epoch: u32,
     sender: &DeviceId,
+    instance: &Instance,
     stream: Stream,
 ) -> Result<RecordId> {
     id(
         RECV_CHAIN,
         conv_key(
             conv,
-            &[&epoch.to_be_bytes(), &sender.0, &[stream.to_byte()]],
+            &[
+                &epoch.to_be_bytes(),
+                &sender.0,
+                &instance.0,
+                &[stream.to_byte()],
+            ],
         ),
     )
+}
+
+/// The prefix of the receiver chains of one sender in one epoch, all its instances.
+pub(crate) fn recv_chain_prefix(conv: &ConversationId, epoch: u32, sender: &DeviceId) -> Vec<u8> {
+    conv_key(conv, &[&epoch.to_be_bytes(), &sender.0])
 }
 
 pub(crate) fn message_id(conv: &ConversationId, cursor: u64) -> Result<RecordId> {
@@ -149,36 +171,50 @@ fn reader_finish(r: &Reader<'_>) -> Result<()> {
     r.finish().map_err(corrupt)
 }
 
-/// The registered device and where it is registered.
+/// Format of the account record since it holds the installation's instance.
+const ACCOUNT_FORMAT: u8 = 2;
+
+/// The registered device, where it is registered, and this installation of it.
 pub(crate) struct Account {
     pub relay: String,
     pub widget_id: [u8; 16],
     pub device_secrets: Zeroizing<Vec<u8>>,
+    /// This installation's instance (PROTOCOL §7.2); `None` in a record of format 1, written
+    /// before instances existed (the client then chooses one and stores it).
+    pub instance: Option<Instance>,
 }
 
 impl Account {
-    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+    /// Always the current format: `2 || relay || widget_id || device_secrets || instance[8]`.
+    pub fn encode(&self, instance: &Instance) -> Zeroizing<Vec<u8>> {
         let mut w = Writer::new();
-        w.u8(FORMAT);
+        w.u8(ACCOUNT_FORMAT);
         w.bytes_u16(self.relay.as_bytes());
         w.array(&self.widget_id);
         w.bytes_u32(&self.device_secrets);
+        w.array(&instance.0);
         Zeroizing::new(w.into_bytes())
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::new(bytes);
-        if r.u8().map_err(corrupt)? != FORMAT {
+        let format = r.u8().map_err(corrupt)?;
+        if format != FORMAT && format != ACCOUNT_FORMAT {
             return Err(Error::Corrupt("unknown account record format"));
         }
         let relay = r.string_u16(2048).map_err(corrupt)?;
         let widget_id = r.array().map_err(corrupt)?;
         let device_secrets = Zeroizing::new(r.bytes_u32(64 * 1024).map_err(corrupt)?.to_vec());
+        let instance = match format {
+            ACCOUNT_FORMAT => Some(Instance(r.array().map_err(corrupt)?)),
+            _ => None,
+        };
         reader_finish(&r)?;
         Ok(Account {
             relay,
             widget_id,
             device_secrets,
+            instance,
         })
     }
 }
@@ -410,6 +446,32 @@ pub(crate) fn cursor_of_key(key: &[u8]) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn account_records_keep_the_instance_and_old_ones_still_open() {
+        let account = Account {
+            relay: "https://relay.example".into(),
+            widget_id: [3; 16],
+            device_secrets: Zeroizing::new(vec![4; 40]),
+            instance: None,
+        };
+        let bytes = account.encode(&Instance([5; 8]));
+        let back = Account::decode(&bytes).unwrap();
+        assert_eq!(back.instance, Some(Instance([5; 8])));
+        assert_eq!(back.relay, account.relay);
+        for cut in 0..bytes.len() {
+            assert!(Account::decode(&bytes[..cut]).is_err(), "{cut}");
+        }
+        // Format 1: the same fields without the instance.
+        let mut old = bytes[..bytes.len() - 8].to_vec();
+        old[0] = 1;
+        let back = Account::decode(&old).unwrap();
+        assert_eq!(back.instance, None);
+        assert_eq!(*back.device_secrets, vec![4; 40]);
+        let mut unknown = bytes.to_vec();
+        unknown[0] = 3;
+        assert!(Account::decode(&unknown).is_err());
+    }
 
     #[test]
     fn records_round_trip_and_refuse_garbage() {

@@ -4,7 +4,7 @@
 
 use sotto_core::conversation::identity::IdentityAssertion;
 use sotto_core::conversation::{
-    ChainId, ConversationId, MessageKind, SenderChain, Stream, seal_message,
+    ChainId, ConversationId, MessageContext, MessageKind, SenderChain, Stream, seal_message,
 };
 use sotto_core::wire::WireObject;
 use zeroize::Zeroizing;
@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use super::Client;
 use super::api::b64;
 use super::bodies;
-use super::conversation::{CAS_ATTEMPTS, IDENTITY_TAG, Outgoing, conv_path};
+use super::conversation::{CAS_ATTEMPTS, Outgoing, conv_path};
 use super::records::{self, Queued, StoredMessage};
 use crate::store::{Expect, Store, Transaction};
 use crate::transport::{Method, Transport};
@@ -29,7 +29,10 @@ impl<S: Store, T: Transport> Client<S, T> {
         let (record, epoch) = self.send_epoch(conversation).await?;
         let secret = self.epoch_secret(&record, &epoch).await?;
         let me = self.inner.device.id();
-        let chain_id = records::send_chain_id(conversation, epoch.epoch, Stream::Durable)?;
+        let instance = self.inner.instance;
+        let context = MessageContext::of(&epoch);
+        let chain_id =
+            records::send_chain_id(conversation, epoch.epoch, &instance, Stream::Durable)?;
         let mut sealed = None;
         for _ in 0..CAS_ATTEMPTS {
             let entry = self.inner.store.get(&chain_id).await?;
@@ -42,6 +45,7 @@ impl<S: Store, T: Transport> Client<S, T> {
                             conversation: *conversation,
                             epoch: epoch.epoch,
                             sender: me,
+                            instance,
                             stream: Stream::Durable,
                         },
                     ),
@@ -49,7 +53,7 @@ impl<S: Store, T: Transport> Client<S, T> {
                 ),
             };
             let counter = chain.next_counter();
-            let wire = seal_message(&mut chain, &self.inner.device, kind, content)?;
+            let wire = seal_message(&mut chain, &self.inner.device, kind, content, &context)?;
             let queued = Queued {
                 message: StoredMessage {
                     sender: me,
@@ -111,7 +115,10 @@ impl<S: Store, T: Transport> Client<S, T> {
         // the old epoch is gone too, and must not restart at counter 0.
         let (record, epoch) = self.send_epoch(conversation).await?;
         let secret = self.epoch_secret(&record, &epoch).await?;
-        let chain_id = records::send_chain_id(conversation, epoch.epoch, Stream::Ephemeral)?;
+        let instance = self.inner.instance;
+        let context = MessageContext::of(&epoch);
+        let chain_id =
+            records::send_chain_id(conversation, epoch.epoch, &instance, Stream::Ephemeral)?;
         let wire = self
             .inner
             .store
@@ -124,11 +131,12 @@ impl<S: Store, T: Transport> Client<S, T> {
                             conversation: *conversation,
                             epoch: epoch.epoch,
                             sender: self.inner.device.id(),
+                            instance,
                             stream: Stream::Ephemeral,
                         },
                     ),
                 };
-                let wire = seal_message(&mut chain, &self.inner.device, kind, content)?;
+                let wire = seal_message(&mut chain, &self.inner.device, kind, content, &context)?;
                 Ok((crate::store::Update::Put(chain.export()), wire))
             })
             .await?;
@@ -144,8 +152,9 @@ impl<S: Store, T: Transport> Client<S, T> {
     }
 
     /// Presents an identity assertion (`IdentityAssertion` wire bytes, signed by the company's
-    /// backend with an integration key of the team) in the conversation, as a system message.
-    /// Members check it against their verified chain and report
+    /// backend with an integration key of the team) in the conversation, as an identity message
+    /// (kind 8, which only visitor devices send). Members check it against their verified chain
+    /// and report
     /// [`Event::IdentityVerified`](super::Event::IdentityVerified) or
     /// [`Warning::UnverifiedIdentity`](super::Warning::UnverifiedIdentity).
     pub async fn present_identity(
@@ -154,9 +163,7 @@ impl<S: Store, T: Transport> Client<S, T> {
         assertion: &[u8],
     ) -> Result<Outgoing> {
         IdentityAssertion::from_wire(assertion)?;
-        let mut content = IDENTITY_TAG.to_vec();
-        content.extend_from_slice(assertion);
-        self.send_durable(conversation, MessageKind::System, &content)
+        self.send_durable(conversation, MessageKind::Identity, assertion)
             .await
     }
 }

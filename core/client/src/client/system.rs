@@ -1,6 +1,9 @@
 //! System notes: short texts the team writes into a conversation about the conversation itself
 //! (assigned to an agent, handed over), sealed like any message but of the System kind, so
-//! applications show them apart from what people wrote.
+//! applications show them apart from what people wrote. Only member devices send them: every
+//! receiver refuses a visitor's (`message_kind_not_allowed`, PROTOCOL §7.1), so a visitor cannot
+//! speak as the team; applications show each note with the member device that sent it
+//! ([`Message::sender`]).
 
 use sotto_core::conversation::{ConversationId, MessageKind};
 
@@ -35,6 +38,9 @@ impl<S: Store, T: Transport> Client<S, T> {
     ) -> Result<Outgoing> {
         if text.is_empty() || text.len() > MAX_NOTE_LEN {
             return Err(Error::InvalidInput("system note length"));
+        }
+        if self.device_kind() == sotto_core::device::DeviceKind::Visitor {
+            return Err(Error::Core(sotto_core::MessageError::KindNotAllowed.into()));
         }
         let mut content = NOTE_TAG.to_vec();
         content.extend_from_slice(text.as_bytes());

@@ -671,6 +671,7 @@ where
             conversation: sotto_core::conversation::ConversationId([1; 16]),
             epoch: 0,
             sender: DeviceId([2; 32]),
+            instance: sotto_core::conversation::Instance([3; 8]),
             stream: Stream::Durable,
         },
     );
@@ -802,6 +803,7 @@ pub async fn interleaved_writers_never_interleave<H: Harness>(h: &mut H) {
             conversation: sotto_core::conversation::ConversationId([1; 16]),
             epoch: 0,
             sender: DeviceId([2; 32]),
+            instance: sotto_core::conversation::Instance([3; 8]),
             stream: Stream::Durable,
         },
     );

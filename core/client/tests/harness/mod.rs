@@ -224,6 +224,11 @@ pub struct FlakyTransport {
     /// Another client's transport whose token this one's reads use: a relay that serves a
     /// removed member (colluding with it) what an active member gets.
     reads_as: Arc<std::sync::Mutex<Option<FlakyTransport>>>,
+    /// The wire messages this client posted as envelopes, in order.
+    posted: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    /// A wire message to post instead of the next envelope this client posts (a client in bad
+    /// faith sending what an honest client would not build).
+    replace_post: Arc<std::sync::Mutex<Option<Vec<u8>>>>,
 }
 
 impl FlakyTransport {
@@ -237,7 +242,19 @@ impl FlakyTransport {
             attestation: Arc::new(std::sync::Mutex::new((None, false))),
             last_bearer: Arc::new(std::sync::Mutex::new(None)),
             reads_as: Arc::new(std::sync::Mutex::new(None)),
+            posted: Arc::new(std::sync::Mutex::new(Vec::new())),
+            replace_post: Arc::new(std::sync::Mutex::new(None)),
         }
+    }
+
+    /// The wire messages this client posted as envelopes so far.
+    pub fn posted(&self) -> Vec<Vec<u8>> {
+        self.posted.lock().unwrap().clone()
+    }
+
+    /// Posts `wire` instead of the next envelope this client posts.
+    pub fn replace_next_post(&self, wire: Vec<u8>) {
+        *self.replace_post.lock().unwrap() = Some(wire);
     }
 
     /// Makes the relay answer this client's reads as it answers `other`'s (`None`: stop).
@@ -295,6 +312,20 @@ impl Transport for FlakyTransport {
             && request.url.contains("/links?");
         let is_attestation = request.method == Method::Get && request.url.ends_with("/attestation");
         let mut request = request;
+        if is_post {
+            use base64::Engine;
+            let engine = base64::engine::general_purpose::STANDARD;
+            if let Some(wire) = self.replace_post.lock().unwrap().take() {
+                let body = serde_json::json!({ "message": engine.encode(&wire) });
+                request.json = Some(serde_json::to_vec(&body).unwrap());
+            }
+            if let Some(body) = &request.json {
+                let json: serde_json::Value = serde_json::from_slice(body).unwrap();
+                if let Some(m) = json["message"].as_str() {
+                    self.posted.lock().unwrap().push(engine.decode(m).unwrap());
+                }
+            }
+        }
         if request.bearer.is_some() {
             let borrowed = match (&request.method, &*self.reads_as.lock().unwrap()) {
                 (Method::Get, Some(other)) => other.last_bearer.lock().unwrap().clone(),

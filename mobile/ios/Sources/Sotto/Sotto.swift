@@ -3594,9 +3594,13 @@ public enum MessageType: Equatable, Hashable {
      */
     case receipt
     /**
-     * A client-generated event.
+     * A note by the team (member devices only).
      */
     case system
+    /**
+     * A visitor presenting its identity assertion (visitor devices only).
+     */
+    case identity
 
 
 
@@ -3632,6 +3636,8 @@ public struct FfiConverterTypeMessageType: FfiConverterRustBuffer {
         
         case 7: return .system
         
+        case 8: return .identity
+        
         default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
@@ -3666,6 +3672,10 @@ public struct FfiConverterTypeMessageType: FfiConverterRustBuffer {
         
         case .system:
             writeInt(&buf, Int32(7))
+        
+        
+        case .identity:
+            writeInt(&buf, Int32(8))
         
         }
     }

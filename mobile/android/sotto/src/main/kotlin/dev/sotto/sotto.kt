@@ -5722,9 +5722,13 @@ enum class MessageType {
      */
     RECEIPT,
     /**
-     * A client-generated event.
+     * A note by the team (member devices only).
      */
-    SYSTEM;
+    SYSTEM,
+    /**
+     * A visitor presenting its identity assertion (visitor devices only).
+     */
+    IDENTITY;
 
     
 
