@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The browser package's size budget: its optimized wasm (wasm-opt -Oz, then gzip -9) must be at
-# most 250 KB (250,000 bytes). Prints the sizes; fails over budget.
+# most 262 KB (262,000 bytes). Prints the sizes; fails over budget.
 #
 #   scripts/wasm-size.sh              builds the package's main module exactly as the npm package
 #                                     and the widget ship it (scripts/lib/wasm-package.sh: profile
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-budget="${SOTTO_WASM_BUDGET_BYTES:-250000}"
+budget="${SOTTO_WASM_BUDGET_BYTES:-262000}"
 for tool in wasm-opt gzip; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     echo "wasm-size: $tool is missing; run scripts/setup-toolchain.sh" >&2

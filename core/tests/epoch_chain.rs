@@ -188,7 +188,7 @@ fn closes_are_sorted_without_repeats_and_bounded() {
     let c = ConversationId::random(&mut w.rng);
     let first = open(&mut w, &v, &team, c, 0, None, &[&v]);
     let (a, b) = (DeviceId([1; 32]), DeviceId([2; 32]));
-    // Opening sorts the closes and keeps one per chain.
+    // Opening sorts the closes and keeps one per chain, the furthest.
     let unsorted = vec![
         close(b, 0, 3),
         close(a, 1, 2),
@@ -206,11 +206,11 @@ fn closes_are_sorted_without_repeats_and_bounded() {
     );
     assert_eq!(
         second.closes,
-        Some(vec![close(a, 0, 1), close(a, 1, 2), close(b, 0, 3)])
+        Some(vec![close(a, 0, 7), close(a, 1, 2), close(b, 0, 3)])
     );
     let known = Some(first.visitor_devices.as_slice());
     second.verify(&w.state, known, CHECKED_AT).unwrap();
-    assert_eq!(second.closed_at(&a, &Instance([0; 8])), Some(1));
+    assert_eq!(second.closed_at(&a, &Instance([0; 8])), Some(7));
     assert_eq!(second.closed_at(&a, &Instance([1; 8])), Some(2));
     assert_eq!(second.closed_at(&b, &Instance([0; 8])), Some(3));
     assert_eq!(second.closed_at(&b, &Instance([1; 8])), Some(0));

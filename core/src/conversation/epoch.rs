@@ -261,17 +261,31 @@ impl EpochRecord {
         if visitor_devices.is_empty() || visitor_devices.len() > MAX_VISITOR_DEVICES {
             return Err(EpochError::VisitorSet.into());
         }
-        let (previous, mut closes) = match after {
+        let (previous, given) = match after {
             None if epoch == 0 => ([0; 32], None),
             Some((previous, closes)) if epoch > previous.epoch => (previous.hash(), closes),
             _ => return Err(EpochError::Predecessor.into()),
         };
-        if let Some(closes) = closes.as_mut() {
-            closes.sort();
-            closes.dedup_by(|a, b| a.sender == b.sender && a.instance == b.instance);
-            if closes.len() > MAX_CLOSES {
-                return Err(EpochError::Predecessor.into());
+        // Canonical order, one entry per chain (the furthest, if given twice), built by
+        // insertion rather than a sort: the browser package pays for every sort instantiation.
+        let closes = given.map(|given| {
+            let mut closes: Vec<SenderClose> = Vec::with_capacity(given.len());
+            for c in given {
+                match closes
+                    .binary_search_by(|k| (&k.sender, &k.instance).cmp(&(&c.sender, &c.instance)))
+                {
+                    Ok(i) => {
+                        if let Some(k) = closes.get_mut(i) {
+                            k.next = k.next.max(c.next);
+                        }
+                    }
+                    Err(i) => closes.insert(i, c),
+                }
             }
+            closes
+        });
+        if closes.as_ref().is_some_and(|c| c.len() > MAX_CLOSES) {
+            return Err(EpochError::Predecessor.into());
         }
         let secret = SecretBytes::<32>::random(rng);
         let mut record = EpochRecord {

@@ -167,6 +167,8 @@ impl<S: Store, T: Transport> Client<S, T> {
                 .judge_epoch(conversation, record, number, &bytes, &accepted, &held)
                 .await?;
             let mut txn = Transaction::new();
+            let mut refused = None;
+            let mut rolled_back = false;
             match judged {
                 Judged::Later => {
                     self.inner
@@ -180,9 +182,8 @@ impl<S: Store, T: Transport> Client<S, T> {
                         &[HELD_REFUSED],
                         Expect::Any,
                     );
-                    self.inner.store.commit(txn).await?;
                     held.push((number, Held::Refused));
-                    self.warn_epoch(conversation, number, author, code);
+                    refused = Some((author, code));
                 }
                 Judged::Pending(epoch) => {
                     let mut value = vec![HELD_PENDING];
@@ -192,18 +193,21 @@ impl<S: Store, T: Transport> Client<S, T> {
                         &value,
                         Expect::Any,
                     );
-                    self.inner.store.commit(txn).await?;
                     held.push((number, Held::Pending(epoch)));
                 }
                 Judged::Accepted(epoch, warning) => {
                     self.accept_epoch(conversation, *epoch, &mut accepted, &mut held, &mut txn)?;
-                    self.inner.store.commit(txn).await?;
-                    if warning == Some(EpochWarning::Rollback) {
-                        self.inner
-                            .events
-                            .emit(Event::Warning(Warning::Rollback { team: record.team }));
-                    }
+                    rolled_back = warning == Some(EpochWarning::Rollback);
                 }
+            }
+            self.inner.store.commit(txn).await?;
+            if let Some((author, code)) = refused {
+                self.warn_epoch(conversation, number, author, code);
+            }
+            if rolled_back {
+                self.inner
+                    .events
+                    .emit(Event::Warning(Warning::Rollback { team: record.team }));
             }
             number = number
                 .checked_add(1)
@@ -276,9 +280,11 @@ impl<S: Store, T: Transport> Client<S, T> {
                 &e.to_wire(),
                 Expect::Any,
             );
-            accepted.push(e);
+            let at = accepted
+                .binary_search_by_key(&e.epoch, |a| a.epoch)
+                .unwrap_or_else(|i| i);
+            accepted.insert(at, e);
         }
-        accepted.sort_by_key(|e| e.epoch);
         Ok(())
     }
 

@@ -70,7 +70,8 @@ impl<S: Store, T: Transport> Client<S, T> {
         }
     }
 
-    /// Takes up the held messages of epochs that were decided since they were held.
+    /// Takes up the held messages again, so those whose epoch was decided since are shown or
+    /// refused.
     pub(crate) async fn release_held(
         &self,
         conversation: &ConversationId,
@@ -86,50 +87,14 @@ impl<S: Store, T: Transport> Client<S, T> {
             .await?;
         for (id, entry) in held {
             let key = id.key();
-            let epoch = key
-                .get(16..20)
-                .and_then(|b| <[u8; 4]>::try_from(b).ok())
-                .map(u32::from_be_bytes)
-                .ok_or(Error::Corrupt("malformed held message key"))?;
             let cursor = records::decode_cursor(key.get(20..28).unwrap_or_default())?;
             let (at, wire) = entry
                 .value
                 .split_at_checked(8)
                 .ok_or(Error::Corrupt("malformed held message"))?;
             let at = records::decode_cursor(at)?;
-            let Some(accepted) = self.epoch(conversation, epoch).await? else {
-                let refused = self
-                    .held_epochs(conversation)
-                    .await?
-                    .iter()
-                    .any(|(n, h)| *n == epoch && matches!(h, Held::Refused));
-                if !refused {
-                    continue;
-                }
-                let mut txn = Transaction::new();
-                txn.delete(id.clone(), Expect::Any);
-                self.inner.store.commit(txn).await?;
-                self.inner
-                    .events
-                    .emit(Event::Warning(Warning::Undecryptable {
-                        conversation: *conversation,
-                        cursor,
-                        code: sotto_core::Error::from(EpochError::Refused).code(),
-                    }));
-                continue;
-            };
-            if self.closing_record(&accepted).await?.is_none() {
-                // Still open: a removed member's message waits for the close.
-                let sender_active = {
-                    let state = self.team_state(&record.team).await?;
-                    sotto_core::conversation::ParsedMessage::decode(wire)
-                        .map(|m| state.device(&m.header().sender).is_some())
-                        .unwrap_or(true)
-                };
-                if !sender_active {
-                    continue;
-                }
-            }
+            // Taken up again like a new envelope: one whose epoch is still undecided, or whose
+            // removed sender still waits for the close, is held again.
             let mut txn = Transaction::new();
             txn.delete(id.clone(), Expect::Any);
             self.inner.store.commit(txn).await?;

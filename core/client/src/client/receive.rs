@@ -518,16 +518,22 @@ impl<S: Store, T: Transport> Client<S, T> {
                 {
                     continue;
                 }
-                out.push(ChainPosition {
+                let position = ChainPosition {
                     epoch: id.epoch,
                     sender: id.sender,
                     instance: id.instance,
                     next,
                     own,
-                });
+                };
+                // Kept ordered as it grows: one more sort instantiation costs the browser
+                // package kilobytes.
+                let key = |p: &ChainPosition| (p.epoch, p.sender, p.instance, p.own);
+                let at = out
+                    .binary_search_by(|p| key(p).cmp(&key(&position)))
+                    .unwrap_or_else(|i| i);
+                out.insert(at, position);
             }
         }
-        out.sort_by_key(|p| (p.epoch, p.sender, p.instance, p.own));
         Ok(out)
     }
 
@@ -548,13 +554,17 @@ impl<S: Store, T: Transport> Client<S, T> {
                 &Query::prefix(prefix.clone()),
             )
             .await?;
-        let mut instances: Vec<&[u8]> = chains
-            .iter()
-            .filter_map(|(id, _)| id.key().get(prefix.len()..prefix.len() + 8))
-            .filter(|i| *i != header.instance.0.as_slice())
-            .collect();
-        instances.sort_unstable();
-        instances.dedup();
+        // Distinct instances, counted without a sort (each sort instantiation costs the browser
+        // package kilobytes); there are at most a few.
+        let mut instances: Vec<&[u8]> = Vec::new();
+        for (id, _) in &chains {
+            if let Some(i) = id.key().get(prefix.len()..prefix.len() + 8)
+                && i != header.instance.0.as_slice()
+                && !instances.contains(&i)
+            {
+                instances.push(i);
+            }
+        }
         if instances.len() >= MAX_INSTANCES_PER_SENDER {
             return Err(Error::Core(MessageError::TooManyInstances.into()));
         }
