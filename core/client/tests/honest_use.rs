@@ -304,3 +304,54 @@ async fn honest_epoch_changes_and_a_removal_raise_no_security_warning() {
         assert_eq!(warnings(events), [], "{name}");
     }
 }
+
+/// An agent replies in the old epoch while the visitor, who saw a rotation first, opens the next:
+/// the relay refuses the reply in the closed epoch, the agent seals it again in the new one, and
+/// everyone reads it once, with no warning anywhere.
+#[tokio::test]
+async fn a_reply_racing_an_epoch_change_is_sealed_again_without_a_warning() {
+    let relay = TestRelay::start().await;
+    let (owner, _, _) = relay.register(DeviceKind::Member, true).await;
+    let team = owner.create_team(Policy::default()).await.unwrap();
+    let (agent, _, _) = relay.register(DeviceKind::Member, false).await;
+    owner
+        .invite_member(&team.team, &agent.device_id(), Role::Agent)
+        .await
+        .unwrap();
+    agent.join_team(team).await.unwrap();
+    let (visitor, _, _) = relay.register(DeviceKind::Visitor, false).await;
+    let mut streams = vec![
+        ("owner", owner.events()),
+        ("agent", agent.events()),
+        ("visitor", visitor.events()),
+    ];
+    let conversation = visitor.open_conversation(team).await.unwrap();
+    visitor.send_text(&conversation, "hello").await.unwrap();
+    agent.sync().await.unwrap();
+
+    owner.rotate_team_key(&team.team).await.unwrap();
+    let next = visitor
+        .send_text(&conversation, "still there?")
+        .await
+        .unwrap();
+    assert_eq!(next.epoch, 1);
+    // The agent has not seen the rotation nor the new epoch: it seals in epoch 0.
+    let reply = agent
+        .send_text(&conversation, "yes, one moment")
+        .await
+        .unwrap();
+    assert_eq!(reply.epoch, 0);
+    visitor.sync().await.unwrap();
+    owner.sync().await.unwrap();
+    agent.sync().await.unwrap();
+    for client in [&visitor, &owner, &agent] {
+        assert_eq!(
+            history_texts(client, &conversation).await,
+            ["hello", "still there?", "yes, one moment"]
+        );
+    }
+    assert_eq!(agent.outbox_len().await.unwrap(), 0);
+    for (name, events) in &mut streams {
+        assert_eq!(warnings(events), [], "{name}");
+    }
+}

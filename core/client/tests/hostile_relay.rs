@@ -420,6 +420,20 @@ async fn a_reply_in_an_epoch_after_its_close_is_refused_with_a_warning() {
     assert_eq!(sent.epoch, 1);
     let reply = agent.send_text(&conversation, "pay here").await.unwrap();
     assert_eq!(reply.epoch, 0);
+    // The relay's own rule refuses a message in a closed epoch (the agent keeps it queued); the
+    // operator stores it anyway.
+    assert_eq!(reply.cursor, None);
+    let queued = agent
+        .store()
+        .list(&Namespace::new("outbox").unwrap(), &Query::default())
+        .await
+        .unwrap();
+    let (_, entry) = queued.last().expect("the reply waits in the outbox");
+    // Queued = u32 len || stored message || u32 len || wire
+    let v = entry.value.to_vec();
+    let skip = 4 + u32::from_be_bytes(v[..4].try_into().unwrap()) as usize;
+    let n = u32::from_be_bytes(v[skip..skip + 4].try_into().unwrap()) as usize;
+    operator_stores_envelope(&relay, &conversation, v[skip + 4..skip + 4 + n].to_vec()).await;
 
     let mut events = visitor.events();
     visitor.sync().await.unwrap();

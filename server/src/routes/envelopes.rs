@@ -77,6 +77,14 @@ pub async fn post(
             "the message's epoch has no record yet; post the epoch record first",
         ));
     }
+    // A durable message in an epoch a newer record closed would arrive after that close and be
+    // refused by every receiver: the sender seals it again in the newest epoch (PROTOCOL §10.2).
+    if !ephemeral && i64::from(header.epoch) < conv.last_epoch {
+        return Err(ApiError::conflict(
+            "epoch_closed",
+            "a newer epoch of this conversation is open; seal the message in it",
+        ));
+    }
     // The signature binds the epoch record (its hash) and the team: check it against the
     // record this relay stores for the message's epoch.
     let record: Option<Vec<u8>> =

@@ -188,7 +188,13 @@ impl<S: Store, T: Transport> Client<S, T> {
                 None => 0,
             };
             let current = state.current_key().map(|(g, _)| g);
+            // The relay numbers records one after another: a number served after the newest
+            // accepted one is a record this device holds back or refused, and the epoch it
+            // claims to open would close ours, so a new epoch follows ours instead.
+            let newest =
+                latest.epoch.checked_add(1) == Some(self.next_epoch_number(conversation).await?);
             let fresh = !record.needs_epoch
+                && newest
                 && current == Some(latest.generation)
                 && !epoch_expired(state.policy(), latest.created_at, counter, self.now());
             if fresh {
@@ -204,6 +210,7 @@ impl<S: Store, T: Transport> Client<S, T> {
             };
             if state.current_key().map(|(g, _)| g) == Some(latest.generation)
                 && !record.needs_epoch
+                && newest
                 && !epoch_expired(state.policy(), latest.created_at, counter, self.now())
             {
                 return Ok((record, latest));

@@ -20,6 +20,9 @@ use crate::store::{Expect, Query, Store, Transaction};
 use crate::transport::{Method, Transport};
 use crate::{Error, Result};
 
+/// How many times one flush seals messages of closed epochs again before it leaves them queued.
+const RESEAL_ROUNDS: usize = 3;
+
 #[derive(Deserialize)]
 struct Posted {
     #[serde(default)]
@@ -33,11 +36,27 @@ impl<S: Store, T: Transport> Client<S, T> {
     /// messages the relay stored.
     pub async fn flush_outbox(&self) -> Result<usize> {
         let _flushing = self.inner.flush.lock().await;
+        let mut stored = 0;
+        // A message sealed in an epoch another participant closed meanwhile is sealed again in
+        // the newest one and posted in a further round.
+        for _ in 0..RESEAL_ROUNDS {
+            let (posted, resealed) = self.flush_round().await?;
+            stored += posted;
+            if !resealed {
+                break;
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Posts the queue once: how many the relay stored, and whether any was sealed again.
+    async fn flush_round(&self) -> Result<(usize, bool)> {
         let store = &self.inner.store;
         let queued = store
             .list(&records::ns(records::OUTBOX)?, &Query::default())
             .await?;
         let mut stored = 0;
+        let mut resealed = false;
         for (id, entry) in queued {
             let key = id.key();
             let (Some(conv), Some(epoch), Some(counter)) = (
@@ -80,6 +99,27 @@ impl<S: Store, T: Transport> Client<S, T> {
                 Err(e) if e.is_transient() || e.relay_code() == Some("unauthorized") => {
                     return Err(e);
                 }
+                // Its epoch was closed by a newer one (PROTOCOL §10.2): the close the newer
+                // record states does not count it, so it is sealed again there. The new copy is
+                // queued before the old one goes, so a failure loses nothing.
+                Err(e) if e.relay_code() == Some("epoch_closed") => {
+                    self.sync_conversation(&conversation).await?;
+                    self.seal_and_queue(
+                        &conversation,
+                        message.message.kind,
+                        &message.message.content,
+                    )
+                    .await?;
+                    let mut txn = Transaction::new();
+                    txn.delete(id.clone(), Expect::Version(entry.version));
+                    match store.commit(txn).await {
+                        Err(c) if c.is_conflict() => {}
+                        other => {
+                            other?;
+                        }
+                    }
+                    resealed = true;
+                }
                 Err(e) => {
                     let mut txn = Transaction::new();
                     txn.delete(id.clone(), Expect::Version(entry.version));
@@ -96,7 +136,7 @@ impl<S: Store, T: Transport> Client<S, T> {
                 }
             }
         }
-        Ok(stored)
+        Ok((stored, resealed))
     }
 
     /// How many messages wait in the outbox, over all conversations.

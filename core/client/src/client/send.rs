@@ -26,6 +26,35 @@ impl<S: Store, T: Transport> Client<S, T> {
         kind: MessageKind,
         content: &[u8],
     ) -> Result<Outgoing> {
+        let (epoch, counter) = self.seal_and_queue(conversation, kind, content).await?;
+        match self.flush_outbox().await {
+            Ok(_) => {}
+            Err(e) if e.is_transient() => {}
+            Err(e) => return Err(e),
+        }
+        let cursor = self
+            .inner
+            .store
+            .get(&records::mine_id(conversation, epoch, counter)?)
+            .await?
+            .map(|e| records::decode_cursor(&e.value))
+            .transpose()?;
+        Ok(Outgoing {
+            conversation: *conversation,
+            epoch,
+            counter,
+            cursor,
+        })
+    }
+
+    /// Seals a durable message in the epoch to send in and queues it, in one transaction with
+    /// its sender chain: its epoch and counter.
+    pub(crate) async fn seal_and_queue(
+        &self,
+        conversation: &ConversationId,
+        kind: MessageKind,
+        content: &[u8],
+    ) -> Result<(u32, u32)> {
         let (record, epoch) = self.send_epoch(conversation).await?;
         let secret = self.epoch_secret(&record, &epoch).await?;
         let me = self.inner.device.id();
@@ -84,24 +113,7 @@ impl<S: Store, T: Transport> Client<S, T> {
         let counter = sealed.ok_or(Error::Conflict {
             namespace: records::SEND_CHAIN.into(),
         })?;
-        match self.flush_outbox().await {
-            Ok(_) => {}
-            Err(e) if e.is_transient() => {}
-            Err(e) => return Err(e),
-        }
-        let cursor = self
-            .inner
-            .store
-            .get(&records::mine_id(conversation, epoch.epoch, counter)?)
-            .await?
-            .map(|e| records::decode_cursor(&e.value))
-            .transpose()?;
-        Ok(Outgoing {
-            conversation: *conversation,
-            epoch: epoch.epoch,
-            counter,
-            cursor,
-        })
+        Ok((epoch.epoch, counter))
     }
 
     /// Seals a typing indicator or receipt on the ephemeral chain and posts it (not queued).
