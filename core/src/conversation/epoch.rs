@@ -457,6 +457,25 @@ impl EpochRecord {
         Ok(VerifiedEpoch { author, warning })
     }
 
+    /// Checks only the signature, with the author's key if this receiver knows it (a listed
+    /// visitor device, or a member device of its chain, active or removed since): `None` when it
+    /// does not. For a record that cannot be judged yet (it names links the relay does not
+    /// serve), a failed signature already decides: nobody signed it.
+    pub fn check_signature(&self, team: &TeamState) -> Option<Result<()>> {
+        let key = match self.visitor_devices.iter().find(|d| d.id() == self.author) {
+            Some(v) => *v.identity(),
+            None => match team.device(&self.author) {
+                Some(d) => *d.identity(),
+                None => *team.former(&self.author)?.record.identity(),
+            },
+        };
+        Some(key.verify(
+            SignatureContext::EpochRecord,
+            &self.signed_bytes(),
+            &self.signature,
+        ))
+    }
+
     /// The epoch secret, for a member device holding the generation key. Call only after
     /// [`EpochRecord::verify`] accepted the record.
     pub fn secret_for_member(&self, keyring: &TeamKeyring) -> Result<SecretBytes<32>> {

@@ -351,7 +351,10 @@ impl<S: Store, T: Transport> Client<S, T> {
                 // The relay withholds the links the record names: nothing is decided, and
                 // the record is read again once they arrive.
                 Err(sotto_core::Error::Epoch(EpochError::ChainBehind)) => {
-                    return Ok(Judged::Later);
+                    return Ok(match epoch.check_signature(&state) {
+                        Some(Err(e)) => refused(author, e),
+                        _ => Judged::Later,
+                    });
                 }
                 Err(e) => {
                     if e == sotto_core::Error::Epoch(EpochError::Fork) {

@@ -111,7 +111,7 @@ impl<S: Store, T: Transport> Client<S, T> {
 
     /// How far each durable sender chain of `epoch` got, as this device knows it: the close a
     /// new record states. `None` if this device cannot read `epoch`.
-    async fn epoch_closes(
+    pub(crate) async fn epoch_closes(
         &self,
         record: &ConvRecord,
         epoch: &EpochRecord,

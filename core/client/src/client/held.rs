@@ -4,7 +4,7 @@
 //! each closed epoch is checked against what arrived.
 
 use sotto_core::EpochError;
-use sotto_core::conversation::ConversationId;
+use sotto_core::conversation::{ConversationId, MessageHeader};
 
 use super::Client;
 use super::api::b64;
@@ -18,6 +18,8 @@ use crate::{Error, Result};
 
 /// How far beyond the records it served a message's epoch may be to wait for its record.
 const MAX_EPOCHS_AHEAD: u32 = 16;
+/// Most messages held aside per conversation.
+pub(crate) const MAX_HELD_MESSAGES: usize = 1000;
 
 impl<S: Store, T: Transport> Client<S, T> {
     /// Keeps a message aside until the record that decides it arrives.
@@ -29,6 +31,18 @@ impl<S: Store, T: Transport> Client<S, T> {
         at: u64,
         wire: &[u8],
     ) -> Result<()> {
+        let held = self
+            .inner
+            .store
+            .list(
+                &records::ns(records::HELD_MESSAGE)?,
+                &Query::prefix(conversation.0.to_vec()),
+            )
+            .await?
+            .len();
+        if held >= MAX_HELD_MESSAGES {
+            return Err(Error::Core(EpochError::NoKey.into()));
+        }
         let mut value = at.to_be_bytes().to_vec();
         value.extend_from_slice(wire);
         let mut txn = Transaction::new();
@@ -43,31 +57,44 @@ impl<S: Store, T: Transport> Client<S, T> {
 
     /// A message in an epoch this device has not accepted: refused if the record was refused,
     /// otherwise held until the record is decided (it waits for a follower, names links the
-    /// relay withholds, or was not served yet).
+    /// relay withholds, or was not served yet). Only a participant's message is held (a device
+    /// of the team, or a visitor device of an accepted record), and at most
+    /// [`MAX_HELD_MESSAGES`] per conversation: what a stranger sends is refused at once.
     pub(crate) async fn hold_or_refuse(
         &self,
         conversation: &ConversationId,
-        epoch: u32,
+        record: &ConvRecord,
+        header: &MessageHeader,
         wire: &[u8],
         cursor: Option<u64>,
         at: u64,
     ) -> Result<Received> {
+        let epoch = header.epoch;
         let held = self.held_epochs(conversation).await?;
-        let next = self.next_epoch_number(conversation).await?;
-        match held.iter().find(|(n, _)| *n == epoch).map(|(_, h)| h) {
-            // A number far beyond what the relay served is no epoch that will come.
-            None if epoch.saturating_sub(next) > MAX_EPOCHS_AHEAD => {
-                Err(Error::Core(EpochError::NoKey.into()))
-            }
-            Some(Held::Pending(_)) | None => {
-                if let Some(cursor) = cursor {
-                    self.hold_message(conversation, epoch, cursor, at, wire)
-                        .await?;
-                }
-                Ok(Received::Skipped)
-            }
-            Some(Held::Refused) => Err(Error::Core(EpochError::Refused.into())),
+        let status = held.iter().find(|(n, _)| *n == epoch).map(|(_, h)| h);
+        if matches!(status, Some(Held::Refused)) {
+            return Err(Error::Core(EpochError::Refused.into()));
         }
+        let next = self.next_epoch_number(conversation).await?;
+        let accepted = self.epochs(conversation).await?;
+        let participant = self
+            .team_state(&record.team)
+            .await?
+            .device(&header.sender)
+            .is_some()
+            || accepted
+                .iter()
+                .any(|e| e.visitor_devices.iter().any(|d| d.id() == header.sender));
+        // A number far beyond what the relay served is no epoch that will come.
+        let unknown_and_far = status.is_none() && epoch.saturating_sub(next) > MAX_EPOCHS_AHEAD;
+        if !participant || unknown_and_far {
+            return Err(Error::Core(EpochError::NoKey.into()));
+        }
+        if let Some(cursor) = cursor {
+            self.hold_message(conversation, epoch, cursor, at, wire)
+                .await?;
+        }
+        Ok(Received::Skipped)
     }
 
     /// Takes up the held messages again, so those whose epoch was decided since are shown or
@@ -153,6 +180,31 @@ impl<S: Store, T: Transport> Client<S, T> {
                 continue;
             }
             let positions = self.chain_positions(conversation).await?;
+            // What this installation posted in the closed epoch and the closer did not count
+            // was dropped on the way to it (a message still queued is sealed again instead).
+            if record.author != me {
+                let sent = positions
+                    .iter()
+                    .find(|p| p.epoch == previous.epoch && p.own)
+                    .map_or(0, |p| p.next);
+                let mut prefix = conversation.0.to_vec();
+                prefix.extend_from_slice(&previous.epoch.to_be_bytes());
+                let queued = self
+                    .inner
+                    .store
+                    .list(&records::ns(records::OUTBOX)?, &Query::prefix(prefix))
+                    .await?
+                    .len();
+                let posted = sent.saturating_sub(u32::try_from(queued).unwrap_or(u32::MAX));
+                let counted = record.closed_at(&me, &self.instance()).unwrap_or(posted);
+                if posted > counted {
+                    self.inner.events.emit(Event::Warning(Warning::Gap {
+                        conversation: *conversation,
+                        sender: me,
+                        missing: posted - counted,
+                    }));
+                }
+            }
             for close in closes {
                 let next = positions
                     .iter()
@@ -162,7 +214,7 @@ impl<S: Store, T: Transport> Client<S, T> {
                             && p.instance == close.instance
                     })
                     .map_or(0, |p| p.next);
-                // This installation's own chain is complete by definition; an earlier
+                // This installation's own chain is compared the other way below; an earlier
                 // installation of this device is compared like anyone else's.
                 let own = close.sender == me && close.instance == self.instance();
                 if close.next > next && !own {

@@ -367,7 +367,7 @@ impl<S: Store, T: Transport> Client<S, T> {
                     Some(e) => e,
                     None => {
                         return self
-                            .hold_or_refuse(conversation, header.epoch, wire, cursor, at)
+                            .hold_or_refuse(conversation, record, &header, wire, cursor, at)
                             .await;
                     }
                 }
@@ -376,12 +376,17 @@ impl<S: Store, T: Transport> Client<S, T> {
         let state = self.team_state(&record.team).await?;
         let key = sender_key(&state, &epoch, &header.sender, header.kind)?;
         let verified = parsed.verify(&key, &MessageContext::of(&epoch))?;
+        let former = state.device(&header.sender).is_none()
+            && !epoch
+                .visitor_devices
+                .iter()
+                .any(|d| d.id() == header.sender);
+        // Typing and receipts of a member removed since are not shown: nothing after its
+        // removal speaks for it.
+        if former && cursor.is_none() {
+            return Ok(Received::Skipped);
+        }
         if let Some(cursor) = cursor {
-            let former = state.device(&header.sender).is_none()
-                && !epoch
-                    .visitor_devices
-                    .iter()
-                    .any(|d| d.id() == header.sender);
             let closing = self.closing_record(&epoch).await?;
             match admit_message(
                 closing.as_ref(),

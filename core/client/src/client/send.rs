@@ -123,6 +123,16 @@ impl<S: Store, T: Transport> Client<S, T> {
         kind: MessageKind,
         content: &[u8],
     ) -> Result<()> {
+        // A device that cannot read the newest epoch (a reader added since, without history)
+        // would open the next one without stating where this one ended, and so let late
+        // messages in it through: a typing indicator or receipt is not worth that. It sends
+        // them once an epoch it reads is open.
+        if let Some(latest) = self.epochs(conversation).await?.pop() {
+            let (record, _) = self.conv_record(conversation).await?;
+            if self.epoch_closes(&record, &latest).await?.is_none() {
+                return Ok(());
+            }
+        }
         // The same epoch choice as durable messages: after a restore the ephemeral chain of
         // the old epoch is gone too, and must not restart at counter 0.
         let (record, epoch) = self.send_epoch(conversation).await?;
