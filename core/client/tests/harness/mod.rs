@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod operator;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
