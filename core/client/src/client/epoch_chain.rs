@@ -61,6 +61,18 @@ enum Judged {
     },
 }
 
+/// One past the highest number among the accepted and held records (both in number order).
+pub(crate) fn next_number(accepted: &[EpochRecord], held: &[(u32, Held)]) -> Result<u32> {
+    let accepted = accepted.last().map(|e| e.epoch);
+    let held = held.last().map(|(n, _)| *n);
+    match accepted.max(held) {
+        None => Ok(0),
+        Some(n) => n
+            .checked_add(1)
+            .ok_or(Error::NotPermitted("no epochs left")),
+    }
+}
+
 fn epoch_of_key(key: &[u8]) -> Result<u32> {
     let tail: [u8; 4] = key
         .get(16..20)
@@ -99,18 +111,9 @@ impl<S: Store, T: Transport> Client<S, T> {
 
     /// The number the relay gives the next epoch record: one past every record it served.
     pub(crate) async fn next_epoch_number(&self, conversation: &ConversationId) -> Result<u32> {
-        let accepted = self.epochs(conversation).await?.last().map(|e| e.epoch);
-        let held = self
-            .held_epochs(conversation)
-            .await?
-            .last()
-            .map(|(n, _)| *n);
-        match accepted.max(held) {
-            None => Ok(0),
-            Some(n) => n
-                .checked_add(1)
-                .ok_or(Error::NotPermitted("no epochs left")),
-        }
+        let accepted = self.epochs(conversation).await?;
+        let held = self.held_epochs(conversation).await?;
+        next_number(&accepted, &held)
     }
 
     /// The accepted record that follows `epoch` (and so states where it ended), if any. Every
@@ -144,7 +147,7 @@ impl<S: Store, T: Transport> Client<S, T> {
     ) -> Result<()> {
         let mut accepted = self.epochs(conversation).await?;
         let mut held = self.held_epochs(conversation).await?;
-        let mut number = self.next_epoch_number(conversation).await?;
+        let mut number = next_number(&accepted, &held)?;
         let page: EpochPage = self
             .call_json(
                 Method::Get,

@@ -109,16 +109,21 @@ impl<S: Store, T: Transport> Client<S, T> {
         Ok(secret)
     }
 
+    /// Whether this device reads `epoch`: it holds the key its secret is sealed to, and (a member
+    /// reading no history) the epoch is not from before its access.
+    pub(crate) async fn can_read_epoch(&self, record: &ConvRecord, epoch: &EpochRecord) -> bool {
+        (record.visitor || !self.sealed_before_my_access(record, epoch).await)
+            && self.epoch_secret(record, epoch).await.is_ok()
+    }
+
     /// How far each durable sender chain of `epoch` got, as this device knows it: the close a
     /// new record states. `None` if this device cannot read `epoch`.
-    pub(crate) async fn epoch_closes(
+    async fn epoch_closes(
         &self,
         record: &ConvRecord,
         epoch: &EpochRecord,
     ) -> Result<Option<Vec<SenderClose>>> {
-        if (!record.visitor && self.sealed_before_my_access(record, epoch).await)
-            || self.epoch_secret(record, epoch).await.is_err()
-        {
+        if !self.can_read_epoch(record, epoch).await {
             return Ok(None);
         }
         // Every durable chain of the epoch this installation holds: the ones it received

@@ -8,7 +8,7 @@ use sotto_core::conversation::{ConversationId, MessageHeader};
 
 use super::Client;
 use super::api::b64;
-use super::epoch_chain::Held;
+use super::epoch_chain::{Held, next_number};
 use super::events::{Event, Warning};
 use super::receive::{Received, StoredEnvelope};
 use super::records::{self, ConvRecord};
@@ -75,8 +75,8 @@ impl<S: Store, T: Transport> Client<S, T> {
         if matches!(status, Some(Held::Refused)) {
             return Err(Error::Core(EpochError::Refused.into()));
         }
-        let next = self.next_epoch_number(conversation).await?;
         let accepted = self.epochs(conversation).await?;
+        let next = next_number(&accepted, &held)?;
         let participant = self
             .team_state(&record.team)
             .await?
@@ -174,9 +174,7 @@ impl<S: Store, T: Transport> Client<S, T> {
             };
             // A device that cannot read the closed epoch (a visitor's new device, a reader
             // without history) has nothing to compare.
-            if (!conv.visitor && self.sealed_before_my_access(conv, &previous).await)
-                || self.epoch_secret(conv, &previous).await.is_err()
-            {
+            if !self.can_read_epoch(conv, &previous).await {
                 continue;
             }
             let positions = self.chain_positions(conversation).await?;

@@ -129,7 +129,7 @@ impl<S: Store, T: Transport> Client<S, T> {
         // them once an epoch it reads is open.
         if let Some(latest) = self.epochs(conversation).await?.pop() {
             let (record, _) = self.conv_record(conversation).await?;
-            if self.epoch_closes(&record, &latest).await?.is_none() {
+            if !self.can_read_epoch(&record, &latest).await {
                 return Ok(());
             }
         }
